@@ -1,0 +1,163 @@
+//! One DiT attention block (`WanAttentionBlock` in `wan/modules/model.py`): modulated
+//! self-attention with q/k RMSNorm and 3-D RoPE, ungated cross-attention to the text, and a
+//! modulated FFN. Used for the main blocks and, with projections around it, the VACE blocks.
+//!
+//! Tensors are `[B, L, dim]`; the residual stream, modulation and gates are f32.
+
+use candle_core::{DType, Result, Tensor};
+use candle_nn::VarBuilder;
+
+use super::rope::Rope;
+use crate::engine::attention::attention;
+use crate::engine::config::DitConfig;
+use crate::engine::linear::Linear;
+use crate::engine::norm::{AffineLayerNorm, RmsNorm, layer_norm};
+
+/// `[B, L, heads·hd]` → `[B, heads, L, hd]`.
+fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
+    let (b, l, d) = x.dims3()?;
+    x.reshape((b, l, heads, d / heads))?.transpose(1, 2)?.contiguous()
+}
+
+/// `[B, heads, L, hd]` → `[B, L, heads·hd]`.
+fn merge_heads(x: &Tensor) -> Result<Tensor> {
+    let (b, h, l, hd) = x.dims4()?;
+    x.transpose(1, 2)?.reshape((b, l, h * hd))
+}
+
+/// q, k, v, o projections with the optional full-width q/k RMSNorm shared by both attentions.
+#[derive(Debug, Clone)]
+struct Projections {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    norm_q: Option<RmsNorm>,
+    norm_k: Option<RmsNorm>,
+    heads: usize,
+    scale: f64,
+}
+
+impl Projections {
+    fn new(cfg: &DitConfig, vb: VarBuilder) -> Result<Self> {
+        let d = cfg.dim;
+        let norm = |name: &str| -> Result<Option<RmsNorm>> {
+            cfg.qk_norm
+                .then(|| RmsNorm::new(d, cfg.eps, vb.pp(name).to_dtype(DType::F32)))
+                .transpose()
+        };
+        Ok(Self {
+            q: Linear::new(d, d, vb.pp("q"))?,
+            k: Linear::new(d, d, vb.pp("k"))?,
+            v: Linear::new(d, d, vb.pp("v"))?,
+            o: Linear::new(d, d, vb.pp("o"))?,
+            norm_q: norm("norm_q")?,
+            norm_k: norm("norm_k")?,
+            heads: cfg.num_heads,
+            scale: 1.0 / (cfg.head_dim() as f64).sqrt(),
+        })
+    }
+
+    fn normed(norm: &Option<RmsNorm>, x: Tensor) -> Result<Tensor> {
+        match norm {
+            Some(norm) => norm.forward(&x.to_dtype(DType::F32)?),
+            None => Ok(x),
+        }
+    }
+
+    fn query(&self, x: &Tensor) -> Result<Tensor> {
+        split_heads(&Self::normed(&self.norm_q, self.q.forward(x)?)?, self.heads)
+    }
+
+    /// Keys and values `[B, heads, L, hd]` of `x`.
+    fn keys_values(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let k = split_heads(&Self::normed(&self.norm_k, self.k.forward(x)?)?, self.heads)?;
+        let v = split_heads(&self.v.forward(x)?, self.heads)?;
+        Ok((k, v))
+    }
+
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+        self.o.forward(&merge_heads(&attention(q, k, v, self.scale)?)?)
+    }
+}
+
+/// Keys and values of the text context for one block's cross-attention; they depend only on
+/// the prompt, so a run computes them once per prompt.
+#[derive(Debug, Clone)]
+pub struct CrossKv {
+    k: Tensor,
+    v: Tensor,
+}
+
+/// The parameter tensors of one block, named as in the checkpoint.
+#[derive(Debug, Clone)]
+pub struct AttentionBlock {
+    /// `[1, 6, dim]`, f32.
+    modulation: Tensor,
+    self_attn: Projections,
+    /// Affine LayerNorm before cross-attention (`cross_attn_norm`).
+    norm3: Option<AffineLayerNorm>,
+    cross_attn: Projections,
+    ffn_0: Linear,
+    ffn_2: Linear,
+    eps: f64,
+}
+
+impl AttentionBlock {
+    pub fn new(cfg: &DitConfig, vb: VarBuilder) -> Result<Self> {
+        let f32_vb = vb.to_dtype(DType::F32);
+        Ok(Self {
+            modulation: f32_vb.get((1, 6, cfg.dim), "modulation")?,
+            self_attn: Projections::new(cfg, vb.pp("self_attn"))?,
+            norm3: cfg
+                .cross_attn_norm
+                .then(|| AffineLayerNorm::new(cfg.dim, cfg.eps, f32_vb.pp("norm3")))
+                .transpose()?,
+            cross_attn: Projections::new(cfg, vb.pp("cross_attn"))?,
+            ffn_0: Linear::new(cfg.dim, cfg.ffn_dim, vb.pp("ffn.0"))?,
+            ffn_2: Linear::new(cfg.ffn_dim, cfg.dim, vb.pp("ffn.2"))?,
+            eps: cfg.eps,
+        })
+    }
+
+    /// Cross-attention keys/values of the embedded text `[B, text_len, dim]`.
+    pub fn cross_kv(&self, text: &Tensor) -> Result<CrossKv> {
+        let (k, v) = self.cross_attn.keys_values(text)?;
+        Ok(CrossKv { k, v })
+    }
+
+    /// One block over the residual stream `x: [B, L, dim]` (f32) with the step's
+    /// `e0: [B, 6, dim]`.
+    pub fn forward(&self, x: &Tensor, e0: &Tensor, rope: &Rope, text: &CrossKv) -> Result<Tensor> {
+        let m = self.modulation.broadcast_add(e0)?.chunk(6, 1)?;
+        let (shift_sa, scale_sa, gate_sa) = (&m[0], &m[1], &m[2]);
+        let (shift_ff, scale_ff, gate_ff) = (&m[3], &m[4], &m[5]);
+
+        // Self-attention on the modulated LayerNorm.
+        let a = modulate(&layer_norm(x, self.eps)?, shift_sa, scale_sa)?;
+        let q = rope.apply(&self.self_attn.query(&a)?)?;
+        let (k, v) = self.self_attn.keys_values(&a)?;
+        let k = rope.apply(&k)?;
+        let y = self.self_attn.attend(&q, &k, &v)?;
+        let x = (x + y.to_dtype(DType::F32)?.broadcast_mul(gate_sa)?)?;
+
+        // Cross-attention to the text, neither modulated nor gated.
+        let normed = match &self.norm3 {
+            Some(norm) => norm.forward(&x)?,
+            None => x.clone(),
+        };
+        let q = self.cross_attn.query(&normed)?;
+        let y = self.cross_attn.attend(&q, &text.k, &text.v)?;
+        let x = (x + y.to_dtype(DType::F32)?)?;
+
+        // Feed-forward on the modulated LayerNorm.
+        let b = modulate(&layer_norm(&x, self.eps)?, shift_ff, scale_ff)?;
+        let y = self.ffn_2.forward(&self.ffn_0.forward(&b)?.gelu()?)?;
+        x + y.to_dtype(DType::F32)?.broadcast_mul(gate_ff)?
+    }
+}
+
+/// `x · (1 + scale) + shift`, in f32.
+pub fn modulate(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
+    x.to_dtype(DType::F32)?.broadcast_mul(&(scale + 1.0)?)?.broadcast_add(shift)
+}

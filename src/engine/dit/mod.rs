@@ -1,0 +1,292 @@
+//! The Wan2.1 diffusion transformer with the VACE branch (`VaceWanModel`,
+//! `wan/modules/model.py` and `wan/modules/vace_model.py` at Wan-Video/Wan2.1 `9737cba9`).
+//!
+//! Latents are `[C, F, H, W]` without a batch axis; tokens are `[1, L, dim]`, frame-major.
+//! A forward pass: patch-embed the noisy latent, run the VACE blocks over
+//! `before_proj(vace tokens) + tokens` to get one hint per VACE block, run the main blocks
+//! adding `context_scale · hint` after each block listed in `vace_layers`, then the
+//! modulated head and unpatchify. What depends only on the prompt, the VACE context or the
+//! timestep is computed once by [`WanModel::text_condition`], [`WanModel::vace_condition`]
+//! and [`WanModel::time_condition`].
+
+mod block;
+mod embed;
+mod rope;
+
+use candle_core::{DType, Device, Result, Tensor};
+use candle_nn::VarBuilder;
+
+pub use block::{AttentionBlock, CrossKv};
+pub use embed::{PatchEmbedding, TimeCondition, sinusoidal_embedding};
+pub use rope::{Rope, TokenGrid};
+
+use crate::engine::config::DitConfig;
+use crate::engine::linear::Linear;
+use crate::engine::norm::layer_norm;
+use block::modulate;
+use embed::{TextEmbedding, TimeEmbedding, unpatchify};
+
+/// The embedded prompt and every block's cross-attention keys/values for it.
+#[derive(Debug, Clone)]
+pub struct TextCondition {
+    /// `[text_len, dim]`: the text-embedding MLP over the zero-padded context.
+    pub embedded: Tensor,
+    blocks: Vec<CrossKv>,
+    vace_blocks: Vec<CrossKv>,
+}
+
+/// The VACE context of one run, embedded: `before_proj(vace_patch_embedding(z))`, plus the
+/// token grid and its RoPE tables.
+#[derive(Debug, Clone)]
+pub struct VaceCondition {
+    /// `[1, L, dim]`.
+    tokens: Tensor,
+    pub rope: Rope,
+}
+
+/// Intermediate values of one forward pass, for parity checks against the reference.
+#[derive(Debug, Clone, Default)]
+pub struct DitTrace {
+    /// Patch-embedded latent `[dim, F', H', W']`.
+    pub patch_embed: Option<Tensor>,
+    /// Flattened `e0`, `[6·dim]`.
+    pub time_projection: Option<Tensor>,
+    /// `[text_len, dim]`.
+    pub text_embed: Option<Tensor>,
+    /// `after_proj` output of each VACE block, `[L, dim]`.
+    pub hints: Vec<Tensor>,
+    /// Residual stream after each main block, `[L, dim]`.
+    pub block_outs: Vec<Tensor>,
+}
+
+/// A VACE block: an attention block with `before_proj` (first block only) and `after_proj`.
+#[derive(Debug, Clone)]
+struct VaceBlock {
+    block: AttentionBlock,
+    before_proj: Option<Linear>,
+    after_proj: Linear,
+}
+
+/// `head`: modulated LayerNorm and a linear layer to `out_dim · pt · ph · pw`, in f32.
+#[derive(Debug, Clone)]
+struct Head {
+    /// `[1, 2, dim]`: shift then scale.
+    modulation: Tensor,
+    head: Linear,
+    eps: f64,
+}
+
+impl Head {
+    fn new(cfg: &DitConfig, vb: VarBuilder) -> Result<Self> {
+        let vb = vb.to_dtype(DType::F32);
+        let out = cfg.out_dim * cfg.patch_size.iter().product::<usize>();
+        Ok(Self {
+            modulation: vb.get((1, 2, cfg.dim), "modulation")?,
+            head: Linear::new(cfg.dim, out, vb.pp("head"))?,
+            eps: cfg.eps,
+        })
+    }
+
+    /// `x: [1, L, dim]`, `e: [1, dim]` (the time embedding itself, not `e0`).
+    fn forward(&self, x: &Tensor, e: &Tensor) -> Result<Tensor> {
+        let m = self.modulation.broadcast_add(&e.unsqueeze(1)?)?.chunk(2, 1)?;
+        let y = modulate(&layer_norm(x, self.eps)?, &m[0], &m[1])?;
+        self.head.forward(&y)
+    }
+}
+
+/// The VACE diffusion transformer.
+#[derive(Debug, Clone)]
+pub struct WanModel {
+    cfg: DitConfig,
+    patch_embedding: PatchEmbedding,
+    text_embedding: TextEmbedding,
+    time_embedding: TimeEmbedding,
+    blocks: Vec<AttentionBlock>,
+    head: Head,
+    vace_patch_embedding: PatchEmbedding,
+    vace_blocks: Vec<VaceBlock>,
+    /// For each main block, the index of the hint added after it.
+    hint_after_block: Vec<Option<usize>>,
+    device: Device,
+}
+
+impl WanModel {
+    /// Builds the model from weights named as in `diffusion_pytorch_model*.safetensors`.
+    /// Linear layers take the dtype of `vb`; modulation, norms, time MLPs and head stay f32.
+    pub fn new(cfg: &DitConfig, vb: VarBuilder) -> Result<Self> {
+        cfg.validate().map_err(candle_core::Error::Msg)?;
+        let d = cfg.dim;
+        let vace_layers = cfg.vace_layers();
+        let blocks = (0..cfg.num_layers)
+            .map(|i| AttentionBlock::new(cfg, vb.pp("blocks").pp(i)))
+            .collect::<Result<Vec<_>>>()?;
+        let vace_blocks = (0..vace_layers.len())
+            .map(|j| {
+                let vb = vb.pp("vace_blocks").pp(j);
+                Ok(VaceBlock {
+                    block: AttentionBlock::new(cfg, vb.clone())?,
+                    before_proj: (j == 0).then(|| Linear::new(d, d, vb.pp("before_proj"))).transpose()?,
+                    after_proj: Linear::new(d, d, vb.pp("after_proj"))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let hint_after_block =
+            (0..cfg.num_layers).map(|i| vace_layers.iter().position(|&l| l == i)).collect();
+        Ok(Self {
+            cfg: cfg.clone(),
+            patch_embedding: PatchEmbedding::new(cfg.in_dim, d, cfg.patch_size, vb.pp("patch_embedding"))?,
+            text_embedding: TextEmbedding::new(cfg.text_dim, d, cfg.text_len, vb.pp("text_embedding"))?,
+            time_embedding: TimeEmbedding::new(cfg.freq_dim, d, vb.clone())?,
+            blocks,
+            head: Head::new(cfg, vb.pp("head"))?,
+            vace_patch_embedding: PatchEmbedding::new(
+                cfg.vace_in_dim(),
+                d,
+                cfg.patch_size,
+                vb.pp("vace_patch_embedding"),
+            )?,
+            vace_blocks,
+            hint_after_block,
+            device: vb.device().clone(),
+        })
+    }
+
+    pub fn config(&self) -> &DitConfig {
+        &self.cfg
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Embeds a prompt's encoder states `[Lc, text_dim]` (trimmed to the real tokens) and
+    /// precomputes every block's cross-attention keys and values.
+    pub fn text_condition(&self, context: &Tensor) -> Result<TextCondition> {
+        let embedded = self.text_embedding.forward(&context.to_device(&self.device)?)?;
+        let batched = embedded.unsqueeze(0)?;
+        Ok(TextCondition {
+            blocks: self.blocks.iter().map(|b| b.cross_kv(&batched)).collect::<Result<_>>()?,
+            vace_blocks: self
+                .vace_blocks
+                .iter()
+                .map(|b| b.block.cross_kv(&batched))
+                .collect::<Result<_>>()?,
+            embedded,
+        })
+    }
+
+    /// Embeds the VACE context `z: [vace_in_dim, F, H, W]` and builds the run's RoPE tables.
+    pub fn vace_condition(&self, z: &Tensor) -> Result<VaceCondition> {
+        let z = z.to_device(&self.device)?;
+        let grid = self.vace_patch_embedding.grid(&z)?;
+        let tokens = self.vace_patch_embedding.forward(&z)?.unsqueeze(0)?;
+        let before_proj = self.vace_blocks[0]
+            .before_proj
+            .as_ref()
+            .ok_or_else(|| candle_core::Error::Msg("vace_blocks.0 has no before_proj".into()))?;
+        Ok(VaceCondition {
+            tokens: before_proj.forward(&tokens)?.to_dtype(DType::F32)?,
+            rope: Rope::new(grid, self.cfg.head_dim(), &self.device)?,
+        })
+    }
+
+    /// The time embedding of scheduler timestep `t`.
+    pub fn time_condition(&self, t: f64) -> Result<TimeCondition> {
+        self.time_embedding.forward(t, &self.device)
+    }
+
+    /// Predicts the flow velocity `[out_dim, F, H, W]` for the noisy latent `x: [in_dim, F, H, W]`.
+    pub fn forward_conditioned(
+        &self,
+        x: &Tensor,
+        time: &TimeCondition,
+        text: &TextCondition,
+        vace: &VaceCondition,
+        context_scale: f64,
+    ) -> Result<Tensor> {
+        self.run(x, time, text, vace, context_scale, None)
+    }
+
+    /// One forward pass from raw inputs: `x: [in_dim, F, H, W]`, the timestep, the VACE
+    /// context `[vace_in_dim, F, H, W]` and the prompt's encoder states `[Lc, text_dim]`.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        t: f64,
+        vace_context: &Tensor,
+        context: &Tensor,
+        context_scale: f64,
+    ) -> Result<Tensor> {
+        self.forward_traced(x, t, vace_context, context, context_scale, None)
+    }
+
+    /// [`WanModel::forward`], recording intermediates into `trace` when given.
+    pub fn forward_traced(
+        &self,
+        x: &Tensor,
+        t: f64,
+        vace_context: &Tensor,
+        context: &Tensor,
+        context_scale: f64,
+        mut trace: Option<&mut DitTrace>,
+    ) -> Result<Tensor> {
+        let time = self.time_condition(t)?;
+        let text = self.text_condition(context)?;
+        let vace = self.vace_condition(vace_context)?;
+        if let Some(trace) = trace.as_deref_mut() {
+            trace.time_projection = Some(time.e0.flatten_all()?);
+            trace.text_embed = Some(text.embedded.clone());
+        }
+        self.run(x, &time, &text, &vace, context_scale, trace)
+    }
+
+    fn run(
+        &self,
+        x: &Tensor,
+        time: &TimeCondition,
+        text: &TextCondition,
+        vace: &VaceCondition,
+        context_scale: f64,
+        mut trace: Option<&mut DitTrace>,
+    ) -> Result<Tensor> {
+        let x = x.to_device(&self.device)?;
+        let grid = self.patch_embedding.grid(&x)?;
+        if grid != vace.rope.grid {
+            candle_core::bail!(
+                "latent grid {grid:?} differs from the VACE context grid {:?}",
+                vace.rope.grid
+            );
+        }
+        let tokens = self.patch_embedding.forward(&x)?.to_dtype(DType::F32)?.unsqueeze(0)?;
+        if let Some(trace) = trace.as_deref_mut() {
+            let (f, h, w) = (grid.frames, grid.rows, grid.cols);
+            trace.patch_embed = Some(tokens.squeeze(0)?.t()?.reshape((self.cfg.dim, f, h, w))?);
+        }
+
+        // VACE branch: all hints are computed before the first main block.
+        let mut c = (&vace.tokens + &tokens)?;
+        let mut hints = Vec::with_capacity(self.vace_blocks.len());
+        for (vace_block, kv) in self.vace_blocks.iter().zip(&text.vace_blocks) {
+            c = vace_block.block.forward(&c, &time.e0, &vace.rope, kv)?;
+            hints.push(vace_block.after_proj.forward(&c)?.to_dtype(DType::F32)?);
+        }
+
+        let mut x = tokens;
+        for ((block, kv), hint) in self.blocks.iter().zip(&text.blocks).zip(&self.hint_after_block) {
+            x = block.forward(&x, &time.e0, &vace.rope, kv)?;
+            if let Some(j) = hint {
+                x = (x + (&hints[*j] * context_scale)?)?;
+            }
+            if let Some(trace) = trace.as_deref_mut() {
+                trace.block_outs.push(x.squeeze(0)?);
+            }
+        }
+        if let Some(trace) = trace {
+            trace.hints = hints.iter().map(|h| h.squeeze(0)).collect::<Result<_>>()?;
+        }
+
+        let out = self.head.forward(&x, &time.e)?.squeeze(0)?;
+        unpatchify(&out, grid, self.cfg.patch_size, self.cfg.out_dim)?.to_dtype(DType::F32)
+    }
+}

@@ -1,0 +1,13 @@
+//! Wan2.1-VACE in candle: the UMT5 text encoder, the causal 3-D video VAE, the diffusion
+//! transformer with VACE blocks, the flow-matching solvers, the VACE conditioning and the
+//! sampling pipeline, plus loading of the official checkpoint folders.
+//!
+//! Everything matches the reference implementation (Wan-Video/Wan2.1 `9737cba9`) number for
+//! number in f32 on the CPU; `tests/parity_*.rs` check it against tensors exported from it.
+
+pub mod attention;
+pub mod config;
+pub mod dit;
+pub mod linear;
+pub mod norm;
+pub mod text;

@@ -1,0 +1,117 @@
+//! Shared helpers for the parity tests: locating the reference fixtures, reading them, and
+//! comparing tensors with the tolerances of the fixtures' README.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+
+/// Relative error bound for DiT, T5 outputs, VAE latents and scheduler samples.
+pub const REL_TOL: f64 = 1e-4;
+/// Max abs error bound for decoded VAE frames.
+pub const DECODE_ABS_TOL: f64 = 1e-3;
+/// Relative error bound for the tiny pipeline's final latent.
+pub const PIPELINE_LATENT_REL_TOL: f64 = 1e-3;
+/// Max abs error bound for the tiny pipeline's decoded video.
+pub const PIPELINE_VIDEO_ABS_TOL: f64 = 5e-3;
+
+/// The fixture folder: `$VACED_FIXTURES`, else `../shared/fixtures/vace` from the repository.
+pub fn fixtures_dir() -> PathBuf {
+    let dir = match std::env::var_os("VACED_FIXTURES") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/vace"),
+    };
+    assert!(
+        dir.is_dir(),
+        "parity fixtures not found at {}; set VACED_FIXTURES to the fixture folder",
+        dir.display()
+    );
+    dir
+}
+
+/// Case names in the fixture folder whose JSON starts with `prefix`.
+pub fn cases(prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fixtures_dir())
+        .expect("reading the fixture folder")
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".json").map(str::to_owned))
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    names.sort();
+    assert!(!names.is_empty(), "no `{prefix}*.json` case in {}", fixtures_dir().display());
+    names
+}
+
+pub fn json(case: &str) -> serde_json::Value {
+    let path = fixtures_dir().join(format!("{case}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub fn tensors(file: &str) -> HashMap<String, Tensor> {
+    let path = fixtures_dir().join(file);
+    candle_core::safetensors::load(&path, &Device::Cpu).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The `NAME.io.safetensors` tensors of a case.
+pub fn io(case: &str) -> HashMap<String, Tensor> {
+    tensors(&format!("{case}.io.safetensors"))
+}
+
+/// The weights of a case: `CASE.weights.safetensors`, or that of the longest prefix of the
+/// case name ending before an `_` (`dit_vace_ref` uses `dit_vace.weights.safetensors`).
+pub fn weights_file(case: &str) -> PathBuf {
+    let mut name = case;
+    loop {
+        let path = fixtures_dir().join(format!("{name}.weights.safetensors"));
+        if path.exists() {
+            return path;
+        }
+        match name.rfind('_') {
+            Some(cut) => name = &name[..cut],
+            None => panic!("no weights file for case {case} in {}", fixtures_dir().display()),
+        }
+    }
+}
+
+pub fn weights(case: &str) -> VarBuilder<'static> {
+    let path = weights_file(case);
+    let tensors = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
+    VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu)
+}
+
+pub fn get<'a>(io: &'a HashMap<String, Tensor>, name: &str) -> &'a Tensor {
+    io.get(name).unwrap_or_else(|| panic!("fixture tensor `{name}` missing"))
+}
+
+fn flat(t: &Tensor) -> Vec<f64> {
+    t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+}
+
+/// `||got − want|| / ||want||` and the largest absolute difference.
+pub fn errors(got: &Tensor, want: &Tensor) -> (f64, f64) {
+    assert_eq!(got.dims(), want.dims(), "shape differs from the reference");
+    let (g, w) = (flat(got), flat(want));
+    let (mut diff2, mut norm2, mut max_abs) = (0.0, 0.0, 0.0f64);
+    for (a, b) in g.iter().zip(&w) {
+        diff2 += (a - b) * (a - b);
+        norm2 += b * b;
+        max_abs = max_abs.max((a - b).abs());
+    }
+    ((diff2 / norm2.max(f64::MIN_POSITIVE)).sqrt(), max_abs)
+}
+
+pub fn assert_rel(what: &str, got: &Tensor, want: &Tensor, tol: f64) {
+    let (rel, max_abs) = errors(got, want);
+    assert!(rel <= tol, "{what}: relative error {rel:.3e} > {tol:.0e} (largest abs difference {max_abs:.3e})");
+    eprintln!("{what}: relative error {rel:.2e}, largest abs difference {max_abs:.2e}");
+}
+
+pub fn assert_abs(what: &str, got: &Tensor, want: &Tensor, tol: f64) {
+    let (rel, max_abs) = errors(got, want);
+    assert!(max_abs <= tol, "{what}: largest abs difference {max_abs:.3e} > {tol:.0e} (relative {rel:.3e})");
+    eprintln!("{what}: largest abs difference {max_abs:.2e}, relative error {rel:.2e}");
+}

@@ -1,0 +1,21 @@
+//! The UMT5 encoder against the reference on padded rows.
+
+mod common;
+
+use candle_core::DType;
+use common::*;
+use vaced::engine::config::T5Config;
+use vaced::engine::text::Umt5Encoder;
+
+#[test]
+fn parity_umt5_encoder_matches_reference() {
+    for case in cases("t5_") {
+        let meta = json(&case);
+        let cfg: T5Config = serde_json::from_value(meta["config"].clone()).unwrap();
+        let encoder = Umt5Encoder::new(&cfg, weights(&case)).unwrap();
+        let io = io(&case);
+        let ids = get(&io, "ids").to_dtype(DType::U32).unwrap();
+        let out = encoder.forward(&ids, get(&io, "mask")).unwrap();
+        assert_rel(&format!("{case} out"), &out, get(&io, "out"), REL_TOL);
+    }
+}
