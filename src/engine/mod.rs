@@ -11,3 +11,4 @@ pub mod dit;
 pub mod linear;
 pub mod norm;
 pub mod text;
+pub mod vae;
