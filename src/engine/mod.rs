@@ -12,3 +12,4 @@ pub mod linear;
 pub mod norm;
 pub mod text;
 pub mod vae;
+pub mod scheduler;
