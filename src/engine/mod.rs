@@ -13,3 +13,6 @@ pub mod norm;
 pub mod text;
 pub mod vae;
 pub mod scheduler;
+pub mod conditioning;
+pub mod noise;
+pub mod pipeline;
