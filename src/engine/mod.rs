@@ -16,3 +16,6 @@ pub mod scheduler;
 pub mod conditioning;
 pub mod noise;
 pub mod pipeline;
+pub mod checkpoint;
+pub mod preset;
+pub mod random_weights;

@@ -1,0 +1,38 @@
+//! The command line: parsing, logging set-up and dispatch to one module per command.
+
+mod check_model;
+mod device;
+mod generate;
+
+use clap::{Parser, Subcommand};
+
+/// Renders AI video with Wan2.1-VACE.
+#[derive(Debug, Parser)]
+#[command(name = "vaced", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate one video from a prompt and write its frames as PNG files.
+    Generate(generate::Args),
+    /// Check a downloaded Wan2.1-VACE folder: every file, tensor name, shape and dtype.
+    CheckModel(check_model::Args),
+}
+
+/// Runs the command line; the binary maps the error to an exit code.
+pub fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match cli.command {
+        Command::Generate(args) => generate::run(args),
+        Command::CheckModel(args) => check_model::run(args),
+    }
+}

@@ -1,0 +1,3 @@
+//! Media in and out of the engine's tensors.
+
+pub mod frames;
