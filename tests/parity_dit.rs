@@ -17,16 +17,48 @@ fn parity_dit_forward_matches_reference() {
         let scale = meta["context_scale"].as_f64().unwrap();
         let mut trace = DitTrace::default();
         let out = model
-            .forward_traced(get(&io, "x"), t, get(&io, "vace_context"), get(&io, "context"), scale, Some(&mut trace))
+            .forward_traced(
+                get(&io, "x"),
+                t,
+                get(&io, "vace_context"),
+                get(&io, "context"),
+                scale,
+                Some(&mut trace),
+            )
             .unwrap();
-        assert_rel(&format!("{case} patch_embed"), trace.patch_embed.as_ref().unwrap(), get(&io, "patch_embed"), REL_TOL);
-        assert_rel(&format!("{case} time_projection"), trace.time_projection.as_ref().unwrap(), get(&io, "time_projection"), REL_TOL);
-        assert_rel(&format!("{case} text_embed"), trace.text_embed.as_ref().unwrap(), get(&io, "text_embed"), REL_TOL);
+        assert_rel(
+            &format!("{case} patch_embed"),
+            trace.patch_embed.as_ref().unwrap(),
+            get(&io, "patch_embed"),
+            REL_TOL,
+        );
+        assert_rel(
+            &format!("{case} time_projection"),
+            trace.time_projection.as_ref().unwrap(),
+            get(&io, "time_projection"),
+            REL_TOL,
+        );
+        assert_rel(
+            &format!("{case} text_embed"),
+            trace.text_embed.as_ref().unwrap(),
+            get(&io, "text_embed"),
+            REL_TOL,
+        );
         for (j, hint) in trace.hints.iter().enumerate() {
-            assert_rel(&format!("{case} hint.{j}"), hint, get(&io, &format!("hint.{j}")), REL_TOL);
+            assert_rel(
+                &format!("{case} hint.{j}"),
+                hint,
+                get(&io, &format!("hint.{j}")),
+                REL_TOL,
+            );
         }
         for (i, block) in trace.block_outs.iter().enumerate() {
-            assert_rel(&format!("{case} block_out.{i}"), block, get(&io, &format!("block_out.{i}")), REL_TOL);
+            assert_rel(
+                &format!("{case} block_out.{i}"),
+                block,
+                get(&io, &format!("block_out.{i}")),
+                REL_TOL,
+            );
         }
         assert_rel(&format!("{case} out"), &out, get(&io, "out"), REL_TOL);
     }

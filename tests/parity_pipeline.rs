@@ -33,9 +33,20 @@ fn parity_pipeline_tiny_generation_matches_reference() {
             refs: vec![get(&io, "ref_image").clone()],
         };
         let frames_latent = encode_frames(&vae, &inputs).unwrap();
-        assert_rel(&format!("{case} vace_frames_latent"), &frames_latent, get(&io, "vace_frames_latent"), REL_TOL);
-        let mask_latent = encode_masks(&inputs.mask, inputs.refs.len(), vae.config().stride().1).unwrap();
-        assert_rel(&format!("{case} vace_mask_latent"), &mask_latent, get(&io, "vace_mask_latent"), REL_TOL);
+        assert_rel(
+            &format!("{case} vace_frames_latent"),
+            &frames_latent,
+            get(&io, "vace_frames_latent"),
+            REL_TOL,
+        );
+        let mask_latent =
+            encode_masks(&inputs.mask, inputs.refs.len(), vae.config().stride().1).unwrap();
+        assert_rel(
+            &format!("{case} vace_mask_latent"),
+            &mask_latent,
+            get(&io, "vace_mask_latent"),
+            REL_TOL,
+        );
 
         let params = SamplingParams {
             steps: meta["steps"].as_u64().unwrap() as usize,
@@ -60,8 +71,18 @@ fn parity_pipeline_tiny_generation_matches_reference() {
         )
         .unwrap();
         assert_eq!(steps_seen, params.steps);
-        assert_rel(&format!("{case} final_latent"), &latent, get(&io, "final_latent"), PIPELINE_LATENT_REL_TOL);
+        assert_rel(
+            &format!("{case} final_latent"),
+            &latent,
+            get(&io, "final_latent"),
+            PIPELINE_LATENT_REL_TOL,
+        );
         let video = pipeline::decode(&vae, &latent, inputs.refs.len()).unwrap();
-        assert_abs(&format!("{case} video"), &video, get(&io, "video"), PIPELINE_VIDEO_ABS_TOL);
+        assert_abs(
+            &format!("{case} video"),
+            &video,
+            get(&io, "video"),
+            PIPELINE_VIDEO_ABS_TOL,
+        );
     }
 }

@@ -19,7 +19,12 @@ fn parity_schedulers_match_reference_at_every_step() {
         let mut solver = scheduler::build(kind, steps, shift);
 
         let want_t: Vec<f32> = get(&io, &format!("{name}.timesteps")).to_vec1().unwrap();
-        let got_t: Vec<f32> = solver.schedule().timesteps.iter().map(|&t| t as f32).collect();
+        let got_t: Vec<f32> = solver
+            .schedule()
+            .timesteps
+            .iter()
+            .map(|&t| t as f32)
+            .collect();
         assert_eq!(got_t, want_t, "{name}: timesteps");
         let want_s: Vec<f32> = get(&io, &format!("{name}.sigmas")).to_vec1().unwrap();
         assert_eq!(solver.schedule().sigmas, want_s, "{name}: sigmas");

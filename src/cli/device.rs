@@ -12,11 +12,17 @@ pub fn open(spec: &str) -> anyhow::Result<Device> {
         .and_then(|n| n.parse::<usize>().ok())
         .ok_or_else(|| anyhow::anyhow!("--device `{spec}`: use `cpu` or `cuda:N` (e.g. cuda:0)"))?;
     Device::new_cuda(ordinal).map_err(|e| {
-        anyhow::anyhow!("--device {spec}: {e}; this binary needs the `cuda` feature and an NVIDIA driver")
+        anyhow::anyhow!(
+            "--device {spec}: {e}; this binary needs the `cuda` feature and an NVIDIA driver"
+        )
     })
 }
 
 /// f32 on the CPU (exact against the reference); bf16 on GPUs, as the reference autocasts.
 pub fn compute_dtype(device: &Device) -> DType {
-    if device.is_cpu() { DType::F32 } else { DType::BF16 }
+    if device.is_cpu() {
+        DType::F32
+    } else {
+        DType::BF16
+    }
 }

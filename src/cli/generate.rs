@@ -89,7 +89,8 @@ fn parse_size(size: &str) -> anyhow::Result<(usize, usize)> {
         let (w, h) = size.split_once(['x', '*'])?;
         Some((w.trim().parse().ok()?, h.trim().parse().ok()?))
     };
-    let (w, h) = parse().with_context(|| format!("--size `{size}`: use WIDTHxHEIGHT, e.g. 832x480"))?;
+    let (w, h) =
+        parse().with_context(|| format!("--size `{size}`: use WIDTHxHEIGHT, e.g. 832x480"))?;
     if w == 0 || h == 0 || w % 16 != 0 || h % 16 != 0 {
         bail!("--size {w}x{h}: width and height must be positive multiples of 16 (e.g. 832x480)");
     }
@@ -101,14 +102,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bail!("--prompt is empty; say what to generate");
     }
     if args.out.exists() {
-        bail!("--out {}: already exists; choose a new folder", args.out.display());
+        bail!(
+            "--out {}: already exists; choose a new folder",
+            args.out.display()
+        );
     }
     let source = ModelSource::parse(&args.model);
     let tiny = source == ModelSource::Preset(Preset::Tiny);
-    let (width, height) = parse_size(args.size.as_deref().unwrap_or(if tiny { "128x80" } else { "832x480" }))?;
+    let (width, height) =
+        parse_size(
+            args.size
+                .as_deref()
+                .unwrap_or(if tiny { "128x80" } else { "832x480" }),
+        )?;
     let frames = args.frames.unwrap_or(if tiny { 17 } else { 81 });
     if frames == 0 || (frames - 1) % 4 != 0 {
-        bail!("--frames {frames}: must be 4n+1 (e.g. {})", 4 * (frames / 4) + 1);
+        bail!(
+            "--frames {frames}: must be 4n+1 (e.g. {})",
+            4 * (frames / 4) + 1
+        );
     }
     let steps = args.steps.unwrap_or(if tiny { 10 } else { 50 });
     if steps == 0 {
@@ -160,7 +172,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let record = Record {
         model: source.describe(),
         prompt: &args.prompt,
-        negative_prompt: args.negative_prompt.as_deref().unwrap_or(DEFAULT_NEGATIVE_PROMPT),
+        negative_prompt: args
+            .negative_prompt
+            .as_deref()
+            .unwrap_or(DEFAULT_NEGATIVE_PROMPT),
         width_px: width,
         height_px: height,
         frames,
@@ -168,11 +183,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         noise_generator: NOISE_GENERATOR,
         params: &params,
         device: &args.device,
-        phases: generation.timings.iter().map(|(phase, d)| PhaseTime { phase: *phase, secs: d.as_secs_f64() }).collect(),
+        phases: generation
+            .timings
+            .iter()
+            .map(|(phase, d)| PhaseTime {
+                phase: *phase,
+                secs: d.as_secs_f64(),
+            })
+            .collect(),
         vaced_version: env!("CARGO_PKG_VERSION"),
     };
     write_result(&args.out, &generation.video, &generation.latent, &record)?;
-    println!("{}: {frames} frames {width}x{height}, seed {seed}", args.out.display());
+    println!(
+        "{}: {frames} frames {width}x{height}, seed {seed}",
+        args.out.display()
+    );
     Ok(())
 }
 
@@ -184,9 +209,15 @@ fn write_result(
     latent: &candle_core::Tensor,
     record: &Record,
 ) -> anyhow::Result<()> {
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let name = out.file_name().context("--out needs a folder name")?.to_string_lossy();
+    let name = out
+        .file_name()
+        .context("--out needs a folder name")?
+        .to_string_lossy();
     let partial = parent.join(format!(".{name}.partial-{}", std::process::id()));
     let result = (|| -> anyhow::Result<()> {
         std::fs::create_dir(&partial).with_context(|| format!("creating {}", partial.display()))?;
@@ -196,7 +227,8 @@ fn write_result(
             .context("writing latent.safetensors")?;
         let json = serde_json::to_string_pretty(record)?;
         std::fs::write(partial.join("generation.json"), json).context("writing generation.json")?;
-        std::fs::rename(&partial, out).with_context(|| format!("moving the result to {}", out.display()))
+        std::fs::rename(&partial, out)
+            .with_context(|| format!("moving the result to {}", out.display()))
     })();
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&partial);

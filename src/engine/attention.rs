@@ -23,7 +23,10 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tenso
     let mut start = 0;
     while start < lq {
         let len = rows_per_chunk.min(lq - start);
-        let q_chunk = q.narrow(2, start, len)?.to_dtype(DType::F32)?.contiguous()?;
+        let q_chunk = q
+            .narrow(2, start, len)?
+            .to_dtype(DType::F32)?
+            .contiguous()?;
         let scores = (q_chunk.matmul(&k_t)? * scale)?;
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         outputs.push(probs.matmul(&v)?);
@@ -39,7 +42,10 @@ mod tests {
 
     fn reference(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Tensor {
         let scores = (q.matmul(&k.transpose(2, 3).unwrap()).unwrap() * scale).unwrap();
-        candle_nn::ops::softmax_last_dim(&scores).unwrap().matmul(v).unwrap()
+        candle_nn::ops::softmax_last_dim(&scores)
+            .unwrap()
+            .matmul(v)
+            .unwrap()
     }
 
     #[test]

@@ -46,10 +46,17 @@ impl VaceInputs {
             );
         }
         if !(mc == 1 || mc == 3) || (mt, mh, mw) != (t, h, w) {
-            candle_core::bail!("mask {:?} does not fit the video {:?}", self.mask.dims(), self.frames.dims());
+            candle_core::bail!(
+                "mask {:?} does not fit the video {:?}",
+                self.mask.dims(),
+                self.frames.dims()
+            );
         }
         if let Some(bad) = self.refs.iter().find(|r| r.dims() != [3, 1, h, w]) {
-            candle_core::bail!("reference image {:?} is not on the [3, 1, {h}, {w}] canvas", bad.dims());
+            candle_core::bail!(
+                "reference image {:?} is not on the [3, 1, {h}, {w}] canvas",
+                bad.dims()
+            );
         }
         Ok(())
     }
@@ -59,7 +66,11 @@ impl VaceInputs {
 /// binarised mask), each reference image's latent (with 16 zero channels) in front.
 pub fn encode_frames(vae: &WanVae, inputs: &VaceInputs) -> Result<Tensor> {
     let frames = inputs.frames.to_dtype(DType::F32)?;
-    let m = inputs.mask.to_dtype(DType::F32)?.gt(0.5)?.to_dtype(DType::F32)?;
+    let m = inputs
+        .mask
+        .to_dtype(DType::F32)?
+        .gt(0.5)?
+        .to_dtype(DType::F32)?;
     let inactive = frames.broadcast_mul(&(1.0 - &m)?)?;
     let reactive = frames.broadcast_mul(&m)?;
     let video = Tensor::cat(&[vae.encode(&inactive)?, vae.encode(&reactive)?], 0)?;
@@ -87,7 +98,7 @@ pub fn encode_masks(mask: &Tensor, n_ref: usize, spatial_stride: usize) -> Resul
     let (_, t, h, w) = mask.dims4()?;
     let s = spatial_stride;
     let (lh, lw) = (2 * (h / (2 * s)), 2 * (w / (2 * s)));
-    let latent_frames = (t + 3) / 4;
+    let latent_frames = t.div_ceil(4);
     let folded = mask
         .to_dtype(DType::F32)?
         .narrow(0, 0, 1)?
@@ -96,7 +107,10 @@ pub fn encode_masks(mask: &Tensor, n_ref: usize, spatial_stride: usize) -> Resul
         // (py, px, T, h, w)
         .permute((2, 4, 0, 1, 3))?
         .reshape((s * s, t, lh, lw))?;
-    let ids: Vec<u32> = nearest_exact_frames(t, latent_frames).into_iter().map(|i| i as u32).collect();
+    let ids: Vec<u32> = nearest_exact_frames(t, latent_frames)
+        .into_iter()
+        .map(|i| i as u32)
+        .collect();
     let resampled = folded.index_select(&Tensor::new(ids.as_slice(), mask.device())?, 1)?;
     resampled.pad_with_zeros(1, n_ref, 0)
 }
@@ -119,9 +133,14 @@ mod tests {
         // Spec §6.4.
         assert_eq!(
             nearest_exact_frames(81, 21),
-            [1, 5, 9, 13, 17, 21, 25, 28, 32, 36, 40, 44, 48, 52, 55, 59, 63, 67, 71, 75, 79]
+            [
+                1, 5, 9, 13, 17, 21, 25, 28, 32, 36, 40, 44, 48, 52, 55, 59, 63, 67, 71, 75, 79
+            ]
         );
-        assert_eq!(nearest_exact_frames(41, 11), [1, 5, 9, 13, 16, 20, 24, 27, 31, 35, 39]);
+        assert_eq!(
+            nearest_exact_frames(41, 11),
+            [1, 5, 9, 13, 16, 20, 24, 27, 31, 35, 39]
+        );
         assert_eq!(nearest_exact_frames(1, 1), [0]);
     }
 

@@ -146,7 +146,9 @@ impl DitConfig {
         }
         let head_dim = self.head_dim();
         if head_dim % 2 != 0 || head_dim < 6 {
-            return Err(format!("head width dim/num_heads = {head_dim} must be even and at least 6"));
+            return Err(format!(
+                "head width dim/num_heads = {head_dim} must be even and at least 6"
+            ));
         }
         if self.window_size != [-1, -1] {
             return Err(format!(
@@ -155,14 +157,19 @@ impl DitConfig {
             ));
         }
         if self.patch_size.contains(&0) {
-            return Err(format!("`patch_size` {:?} must be positive", self.patch_size));
+            return Err(format!(
+                "`patch_size` {:?} must be positive",
+                self.patch_size
+            ));
         }
         let layers = self.vace_layers();
         if !layers.contains(&0) {
             return Err(format!("`vace_layers` {layers:?} must contain layer 0"));
         }
         if layers.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(format!("`vace_layers` {layers:?} must be strictly increasing"));
+            return Err(format!(
+                "`vace_layers` {layers:?} must be strictly increasing"
+            ));
         }
         if let Some(&last) = layers.last()
             && last >= self.num_layers
@@ -231,13 +238,19 @@ impl VaeConfig {
 
     /// The built-in test model: the real layer structure at base width 8.
     pub fn tiny() -> Self {
-        Self { dim: 8, ..Self::wan2_1() }
+        Self {
+            dim: 8,
+            ..Self::wan2_1()
+        }
     }
 
     /// Checks the invariants the VAE code relies on.
     pub fn validate(&self) -> Result<(), String> {
         if self.dim_mult.len() < 2 {
-            return Err(format!("`dim_mult` {:?} needs at least two stages", self.dim_mult));
+            return Err(format!(
+                "`dim_mult` {:?} needs at least two stages",
+                self.dim_mult
+            ));
         }
         if self.temperal_downsample.len() + 1 != self.dim_mult.len() {
             return Err(format!(
@@ -328,7 +341,10 @@ impl T5Config {
             ));
         }
         if self.num_buckets < 4 || self.num_buckets % 2 != 0 {
-            return Err(format!("`num_buckets` {} must be even and at least 4", self.num_buckets));
+            return Err(format!(
+                "`num_buckets` {} must be even and at least 4",
+                self.num_buckets
+            ));
         }
         Ok(())
     }
@@ -365,9 +381,15 @@ mod tests {
 
     #[test]
     fn invalid_vace_layers_are_rejected() {
-        let cfg = DitConfig { vace_layers: Some(vec![1, 3]), ..DitConfig::tiny() };
+        let cfg = DitConfig {
+            vace_layers: Some(vec![1, 3]),
+            ..DitConfig::tiny()
+        };
         assert!(cfg.validate().unwrap_err().contains("layer 0"));
-        let cfg = DitConfig { vace_layers: Some(vec![0, 9]), ..DitConfig::tiny() };
+        let cfg = DitConfig {
+            vace_layers: Some(vec![0, 9]),
+            ..DitConfig::tiny()
+        };
         assert!(cfg.validate().unwrap_err().contains("layer 9"));
     }
 }

@@ -13,15 +13,20 @@ pub struct Linear {
 impl Linear {
     /// Loads `weight` `[out, in]` and `bias` `[out]` under `vb`.
     pub fn new(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Self> {
-        Ok(Self { inner: candle_nn::linear(in_dim, out_dim, vb)? })
+        Ok(Self {
+            inner: candle_nn::linear(in_dim, out_dim, vb)?,
+        })
     }
 
     /// Loads `weight` `[out, in]` only.
     pub fn new_no_bias(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Self> {
-        Ok(Self { inner: candle_nn::linear_no_bias(in_dim, out_dim, vb)? })
+        Ok(Self {
+            inner: candle_nn::linear_no_bias(in_dim, out_dim, vb)?,
+        })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.inner.forward(&x.to_dtype(self.inner.weight().dtype())?)
+        self.inner
+            .forward(&x.to_dtype(self.inner.weight().dtype())?)
     }
 }

@@ -6,16 +6,16 @@
 //! number in f32 on the CPU; `tests/parity_*.rs` check it against tensors exported from it.
 
 pub mod attention;
+pub mod checkpoint;
+pub mod conditioning;
 pub mod config;
 pub mod dit;
 pub mod linear;
-pub mod norm;
-pub mod text;
-pub mod vae;
-pub mod scheduler;
-pub mod conditioning;
 pub mod noise;
+pub mod norm;
 pub mod pipeline;
-pub mod checkpoint;
 pub mod preset;
 pub mod random_weights;
+pub mod scheduler;
+pub mod text;
+pub mod vae;

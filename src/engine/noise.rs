@@ -15,7 +15,9 @@ pub const NOISE_GENERATOR: &str = "chacha20+standard-normal";
 pub fn gaussian(shape: impl Into<Shape>, seed: u64, device: &Device) -> Result<Tensor> {
     let shape = shape.into();
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
-    let values: Vec<f32> = (0..shape.elem_count()).map(|_| StandardNormal.sample(&mut rng)).collect();
+    let values: Vec<f32> = (0..shape.elem_count())
+        .map(|_| StandardNormal.sample(&mut rng))
+        .collect();
     Tensor::from_vec(values, shape, device)
 }
 
@@ -33,6 +35,9 @@ mod tests {
         assert_ne!(a, c);
         let mean = a.iter().sum::<f32>() / 1000.0;
         let var = a.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>() / 1000.0;
-        assert!(mean.abs() < 0.1 && (var - 1.0).abs() < 0.15, "mean {mean}, var {var}");
+        assert!(
+            mean.abs() < 0.1 && (var - 1.0).abs() < 0.15,
+            "mean {mean}, var {var}"
+        );
     }
 }

@@ -31,7 +31,13 @@ pub struct SamplingParams {
 
 impl Default for SamplingParams {
     fn default() -> Self {
-        Self { steps: 50, shift: 16.0, guide_scale: 5.0, context_scale: 1.0, solver: SolverKind::UniPc }
+        Self {
+            steps: 50,
+            shift: 16.0,
+            guide_scale: 5.0,
+            context_scale: 1.0,
+            solver: SolverKind::UniPc,
+        }
     }
 }
 
@@ -50,7 +56,11 @@ pub enum Phase {
 pub enum Event {
     PhaseStarted(Phase),
     /// A denoising step finished (`step` counts from 1).
-    Step { step: usize, total: usize, elapsed: Duration },
+    Step {
+        step: usize,
+        total: usize,
+        elapsed: Duration,
+    },
     PhaseFinished(Phase, Duration),
 }
 
@@ -118,22 +128,50 @@ fn phase<T>(
 impl Pipeline {
     /// Generates one video. The observer sees every phase and step and may cancel between
     /// steps.
-    pub fn generate(&self, request: &GenerationRequest, observer: Observer) -> Result<Generation, Error> {
+    pub fn generate(
+        &self,
+        request: &GenerationRequest,
+        observer: Observer,
+    ) -> Result<Generation, Error> {
         let mut timings = Vec::new();
-        let negative = request.negative_prompt.as_deref().unwrap_or(DEFAULT_NEGATIVE_PROMPT);
+        let negative = request
+            .negative_prompt
+            .as_deref()
+            .unwrap_or(DEFAULT_NEGATIVE_PROMPT);
         let (context, context_null) = phase(Phase::EncodeText, observer, &mut timings, |_| {
-            Ok((self.text.encode(&request.prompt)?, self.text.encode(negative)?))
+            Ok((
+                self.text.encode(&request.prompt)?,
+                self.text.encode(negative)?,
+            ))
         })?;
-        let z = phase(Phase::EncodeVideo, observer, &mut timings, |_| Ok(vace_context(&self.vae, &request.inputs)?))?;
+        let z = phase(Phase::EncodeVideo, observer, &mut timings, |_| {
+            Ok(vace_context(&self.vae, &request.inputs)?)
+        })?;
         let (_, frames, h, w) = z.dims4()?;
-        let noise = noise::gaussian((self.vae.config().z_dim, frames, h, w), request.seed, self.dit.device())?;
+        let noise = noise::gaussian(
+            (self.vae.config().z_dim, frames, h, w),
+            request.seed,
+            self.dit.device(),
+        )?;
         let latent = phase(Phase::Denoise, observer, &mut timings, |observer| {
-            sample(&self.dit, &z, &context, &context_null, noise, &request.params, observer)
+            sample(
+                &self.dit,
+                &z,
+                &context,
+                &context_null,
+                noise,
+                &request.params,
+                observer,
+            )
         })?;
         let video = phase(Phase::DecodeVideo, observer, &mut timings, |_| {
             Ok(decode(&self.vae, &latent, request.inputs.refs.len())?)
         })?;
-        Ok(Generation { latent, video, timings })
+        Ok(Generation {
+            latent,
+            video,
+            timings,
+        })
     }
 }
 
@@ -158,10 +196,15 @@ pub fn sample(
     for (i, &t) in timesteps.iter().enumerate() {
         let time = dit.time_condition(t as f64)?;
         let v_cond = dit.forward_conditioned(&latent, &time, &cond, &vace, params.context_scale)?;
-        let v_uncond = dit.forward_conditioned(&latent, &time, &uncond, &vace, params.context_scale)?;
+        let v_uncond =
+            dit.forward_conditioned(&latent, &time, &uncond, &vace, params.context_scale)?;
         let velocity = (&v_uncond + ((v_cond - &v_uncond)? * params.guide_scale)?)?;
         latent = solver.step(&velocity, &latent)?;
-        let event = Event::Step { step: i + 1, total: timesteps.len(), elapsed: start.elapsed() };
+        let event = Event::Step {
+            step: i + 1,
+            total: timesteps.len(),
+            elapsed: start.elapsed(),
+        };
         if observer(event).is_break() {
             return Err(Error::Cancelled);
         }

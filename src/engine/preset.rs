@@ -54,7 +54,10 @@ impl Preset {
     pub fn t5_config(self) -> T5Config {
         match self {
             Self::Tiny => T5Config::tiny(),
-            Self::Vace1_3b | Self::Vace14b => T5Config { vocab: ByteTokenizer::VOCAB_SIZE, ..T5Config::umt5_xxl() },
+            Self::Vace1_3b | Self::Vace14b => T5Config {
+                vocab: ByteTokenizer::VOCAB_SIZE,
+                ..T5Config::umt5_xxl()
+            },
         }
     }
 
@@ -63,9 +66,20 @@ impl Preset {
         let weights = RandomWeights::new(RANDOM_WEIGHTS_SEED);
         let dit_cfg = self.dit_config();
         let dit = WanModel::new(&dit_cfg, weights.var_builder(dtype, device))?;
-        let vae = WanVae::new(&self.vae_config(), weights.var_builder(DType::F32, device).pp("vae"))?;
-        let encoder = Umt5Encoder::new(&self.t5_config(), weights.var_builder(dtype, device).pp("text"))?;
-        let text = TextEncoder::new(PromptTokenizer::Bytes(ByteTokenizer), encoder, dit_cfg.text_len, device.clone());
+        let vae = WanVae::new(
+            &self.vae_config(),
+            weights.var_builder(DType::F32, device).pp("vae"),
+        )?;
+        let encoder = Umt5Encoder::new(
+            &self.t5_config(),
+            weights.var_builder(dtype, device).pp("text"),
+        )?;
+        let text = TextEncoder::new(
+            PromptTokenizer::Bytes(ByteTokenizer),
+            encoder,
+            dit_cfg.text_len,
+            device.clone(),
+        );
         Ok(Pipeline { dit, vae, text })
     }
 }
@@ -74,10 +88,16 @@ impl std::str::FromStr for Preset {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| {
-            let names: Vec<_> = Self::ALL.iter().map(|p| p.name()).collect();
-            format!("unknown model preset `{s}`; use one of {} or a checkpoint folder", names.join(", "))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|p| p.name()).collect();
+                format!(
+                    "unknown model preset `{s}`; use one of {} or a checkpoint folder",
+                    names.join(", ")
+                )
+            })
     }
 }
 
@@ -100,11 +120,15 @@ impl ModelSource {
     /// Loads the pipeline: random weights for a preset, the folder's weights otherwise.
     pub fn load(&self, device: &Device, dtype: DType) -> Result<Pipeline, LoadError> {
         match self {
-            Self::Preset(preset) => preset.random_pipeline(device, dtype).map_err(|source| LoadError::Build {
-                file: Path::new(preset.name()).to_owned(),
-                model: "built-in model",
-                source,
-            }),
+            Self::Preset(preset) => {
+                preset
+                    .random_pipeline(device, dtype)
+                    .map_err(|source| LoadError::Build {
+                        file: Path::new(preset.name()).to_owned(),
+                        model: "built-in model",
+                        source,
+                    })
+            }
             Self::Dir(dir) => ModelDir::open(dir)?.load_pipeline(device, dtype),
         }
     }

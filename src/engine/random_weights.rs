@@ -16,7 +16,9 @@ use rand_distr::{Distribution, StandardNormal};
 
 /// FNV-1a, a hash that stays the same across Rust releases (std's does not promise that).
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// How a tensor is initialised, decided from its name and shape.
@@ -25,7 +27,9 @@ fn values(name: &str, shape: &Shape, rng: &mut rand_chacha::ChaCha20Rng) -> Vec<
     let dims = shape.dims();
     let leaf = name.rsplit('.').next().unwrap_or(name);
     let normal = |rng: &mut rand_chacha::ChaCha20Rng, std: f32| -> Vec<f32> {
-        (0..n).map(|_| std * Distribution::<f32>::sample(&StandardNormal, &mut *rng)).collect::<Vec<f32>>()
+        (0..n)
+            .map(|_| std * Distribution::<f32>::sample(&StandardNormal, &mut *rng))
+            .collect::<Vec<f32>>()
     };
     let uniform = |rng: &mut rand_chacha::ChaCha20Rng, bound: f32| -> Vec<f32> {
         (0..n).map(|_| rng.random_range(-bound..=bound)).collect()
@@ -61,7 +65,10 @@ pub struct RandomWeights {
 
 impl RandomWeights {
     pub fn new(seed: u64) -> Arc<Self> {
-        Arc::new(Self { seed, made: Mutex::new(BTreeMap::new()) })
+        Arc::new(Self {
+            seed,
+            made: Mutex::new(BTreeMap::new()),
+        })
     }
 
     /// A `VarBuilder` whose lookups create seeded tensors (converted to `dtype`).
@@ -90,7 +97,14 @@ impl RandomWeights {
 struct Backend(Arc<RandomWeights>);
 
 impl SimpleBackend for Backend {
-    fn get(&self, shape: Shape, name: &str, _: candle_nn::Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+    fn get(
+        &self,
+        shape: Shape,
+        name: &str,
+        _: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
         self.0.make(name, &shape)?.to_device(dev)?.to_dtype(dtype)
     }
 
@@ -118,7 +132,12 @@ mod tests {
         let _ = vb_b.get((4, 4), "y.weight").unwrap();
         let x2: Vec<f32> = vb_b.get(8, "x.bias").unwrap().to_vec1().unwrap();
         assert_eq!(x1, x2);
-        let other: Vec<f32> = RandomWeights::new(2).var_builder(DType::F32, &Device::Cpu).get(8, "x.bias").unwrap().to_vec1().unwrap();
+        let other: Vec<f32> = RandomWeights::new(2)
+            .var_builder(DType::F32, &Device::Cpu)
+            .get(8, "x.bias")
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         assert_ne!(x1, other);
         assert_eq!(a.tensors().len(), 1);
     }

@@ -11,7 +11,10 @@ pub enum Error {
     #[error("video tensor: {0}")]
     Tensor(#[from] candle_core::Error),
     #[error("{}: cannot write the frame: {source}", path.display())]
-    Write { path: PathBuf, source: image::ImageError },
+    Write {
+        path: PathBuf,
+        source: image::ImageError,
+    },
 }
 
 /// One RGB frame, 8 bits per channel, row-major.
@@ -32,7 +35,14 @@ pub fn to_rgb8(video: &Tensor) -> Result<Vec<Frame>, Error> {
         .to_dtype(DType::U8)?
         .flatten_all()?
         .to_vec1::<u8>()?;
-    Ok(pixels.chunks(h * w * 3).map(|rgb| Frame { width: w, height: h, rgb: rgb.to_vec() }).collect())
+    Ok(pixels
+        .chunks(h * w * 3)
+        .map(|rgb| Frame {
+            width: w,
+            height: h,
+            rgb: rgb.to_vec(),
+        })
+        .collect())
 }
 
 /// Writes `frame-0001.png`, `frame-0002.png`, … into `dir` and returns their paths.
@@ -42,8 +52,17 @@ pub fn write_png_sequence(frames: &[Frame], dir: &Path) -> Result<Vec<PathBuf>, 
         .enumerate()
         .map(|(i, frame)| {
             let path = dir.join(format!("frame-{:04}.png", i + 1));
-            image::save_buffer(&path, &frame.rgb, frame.width as u32, frame.height as u32, image::ColorType::Rgb8)
-                .map_err(|source| Error::Write { path: path.clone(), source })?;
+            image::save_buffer(
+                &path,
+                &frame.rgb,
+                frame.width as u32,
+                frame.height as u32,
+                image::ColorType::Rgb8,
+            )
+            .map_err(|source| Error::Write {
+                path: path.clone(),
+                source,
+            })?;
             Ok(path)
         })
         .collect()
@@ -57,10 +76,20 @@ mod tests {
     #[test]
     fn pixel_mapping_truncates_like_the_reference() {
         // -1 → 0, 1 → 255, 0 → 127 (127.5 truncated), and out-of-range values clamp.
-        let video = Tensor::new(&[-1f32, 0.0, 1.0, 3.0], &Device::Cpu).unwrap().reshape((1, 1, 1, 4)).unwrap();
-        let video = video.broadcast_as((3, 1, 1, 4)).unwrap().contiguous().unwrap();
+        let video = Tensor::new(&[-1f32, 0.0, 1.0, 3.0], &Device::Cpu)
+            .unwrap()
+            .reshape((1, 1, 1, 4))
+            .unwrap();
+        let video = video
+            .broadcast_as((3, 1, 1, 4))
+            .unwrap()
+            .contiguous()
+            .unwrap();
         let frames = to_rgb8(&video).unwrap();
         assert_eq!(frames.len(), 1);
-        assert_eq!(frames[0].rgb, [0, 0, 0, 127, 127, 127, 255, 255, 255, 255, 255, 255]);
+        assert_eq!(
+            frames[0].rgb,
+            [0, 0, 0, 127, 127, 127, 255, 255, 255, 255, 255, 255]
+        );
     }
 }

@@ -41,7 +41,11 @@ pub fn cases(prefix: &str) -> Vec<String> {
         .filter(|n| n.starts_with(prefix))
         .collect();
     names.sort();
-    assert!(!names.is_empty(), "no `{prefix}*.json` case in {}", fixtures_dir().display());
+    assert!(
+        !names.is_empty(),
+        "no `{prefix}*.json` case in {}",
+        fixtures_dir().display()
+    );
     names
 }
 
@@ -53,7 +57,8 @@ pub fn json(case: &str) -> serde_json::Value {
 
 pub fn tensors(file: &str) -> HashMap<String, Tensor> {
     let path = fixtures_dir().join(file);
-    candle_core::safetensors::load(&path, &Device::Cpu).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    candle_core::safetensors::load(&path, &Device::Cpu)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// The `NAME.io.safetensors` tensors of a case.
@@ -72,7 +77,10 @@ pub fn weights_file(case: &str) -> PathBuf {
         }
         match name.rfind('_') {
             Some(cut) => name = &name[..cut],
-            None => panic!("no weights file for case {case} in {}", fixtures_dir().display()),
+            None => panic!(
+                "no weights file for case {case} in {}",
+                fixtures_dir().display()
+            ),
         }
     }
 }
@@ -84,11 +92,17 @@ pub fn weights(case: &str) -> VarBuilder<'static> {
 }
 
 pub fn get<'a>(io: &'a HashMap<String, Tensor>, name: &str) -> &'a Tensor {
-    io.get(name).unwrap_or_else(|| panic!("fixture tensor `{name}` missing"))
+    io.get(name)
+        .unwrap_or_else(|| panic!("fixture tensor `{name}` missing"))
 }
 
 fn flat(t: &Tensor) -> Vec<f64> {
-    t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+    t.to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
 }
 
 /// `||got − want|| / ||want||` and the largest absolute difference.
@@ -106,12 +120,18 @@ pub fn errors(got: &Tensor, want: &Tensor) -> (f64, f64) {
 
 pub fn assert_rel(what: &str, got: &Tensor, want: &Tensor, tol: f64) {
     let (rel, max_abs) = errors(got, want);
-    assert!(rel <= tol, "{what}: relative error {rel:.3e} > {tol:.0e} (largest abs difference {max_abs:.3e})");
+    assert!(
+        rel <= tol,
+        "{what}: relative error {rel:.3e} > {tol:.0e} (largest abs difference {max_abs:.3e})"
+    );
     eprintln!("{what}: relative error {rel:.2e}, largest abs difference {max_abs:.2e}");
 }
 
 pub fn assert_abs(what: &str, got: &Tensor, want: &Tensor, tol: f64) {
     let (rel, max_abs) = errors(got, want);
-    assert!(max_abs <= tol, "{what}: largest abs difference {max_abs:.3e} > {tol:.0e} (relative {rel:.3e})");
+    assert!(
+        max_abs <= tol,
+        "{what}: largest abs difference {max_abs:.3e} > {tol:.0e} (relative {rel:.3e})"
+    );
     eprintln!("{what}: largest abs difference {max_abs:.2e}, relative error {rel:.2e}");
 }

@@ -41,6 +41,10 @@ pub const DIT_INDEX: &str = "diffusion_pytorch_model.safetensors.index.json";
 pub const T5_WEIGHTS: &str = "models_t5_umt5-xxl-enc-bf16.pth";
 /// VAE weights.
 pub const VAE_WEIGHTS: &str = "Wan2.1_VAE.pth";
+/// The same text encoder weights converted to safetensors, accepted instead of the `.pth`.
+pub const T5_WEIGHTS_SAFETENSORS: &str = "models_t5_umt5-xxl-enc-bf16.safetensors";
+/// The same VAE weights converted to safetensors, accepted instead of the `.pth`.
+pub const VAE_WEIGHTS_SAFETENSORS: &str = "Wan2.1_VAE.safetensors";
 /// Tokenizer, inside the folder's copy of `google/umt5-xxl`.
 pub const TOKENIZER: &str = "google/umt5-xxl/tokenizer.json";
 
@@ -58,17 +62,60 @@ pub struct ModelDir {
     root: PathBuf,
     config: DitConfig,
     dit_files: Vec<PathBuf>,
+    t5_file: PathBuf,
+    vae_file: PathBuf,
 }
 
-fn require_file(root: &Path, name: &str, what: &'static str, hint: impl Into<String>) -> Result<PathBuf, LoadError> {
+fn require_file(
+    root: &Path,
+    name: &str,
+    what: &'static str,
+    hint: impl Into<String>,
+) -> Result<PathBuf, LoadError> {
     let path = root.join(name);
-    if path.is_file() { Ok(path) } else { Err(LoadError::MissingFile { path, what, hint: hint.into() }) }
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(LoadError::MissingFile {
+            path,
+            what,
+            hint: hint.into(),
+        })
+    }
+}
+
+/// The `.pth` of the release, or its safetensors conversion when only that is present.
+fn weight_file(
+    root: &Path,
+    pth: &str,
+    converted: &str,
+    what: &'static str,
+) -> Result<PathBuf, LoadError> {
+    let converted = root.join(converted);
+    match require_file(root, pth, what, DOWNLOAD_HINT) {
+        Err(_) if converted.is_file() => Ok(converted),
+        found => found,
+    }
+}
+
+/// Indexes a weight file by its format.
+fn tensor_files(path: &Path, model: &'static str) -> Result<TensorFiles, LoadError> {
+    if path.extension().is_some_and(|e| e == "safetensors") {
+        TensorFiles::safetensors(&[path.to_owned()], model)
+    } else {
+        TensorFiles::pth(path, model)
+    }
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io { path: path.to_owned(), source })?;
-    serde_json::from_str(&text)
-        .map_err(|e| LoadError::InvalidConfig { file: path.to_owned(), reason: format!("not valid JSON: {e}") })
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| LoadError::InvalidConfig {
+        file: path.to_owned(),
+        reason: format!("not valid JSON: {e}"),
+    })
 }
 
 impl ModelDir {
@@ -85,10 +132,11 @@ impl ModelDir {
         if root.join("model_index.json").is_file() || root.join("transformer").is_dir() {
             return Err(LoadError::UnknownLayout {
                 path: root.to_owned(),
-                reason: "this is the diffusers layout (model_index.json, transformer/); vaced reads \
+                reason:
+                    "this is the diffusers layout (model_index.json, transformer/); vaced reads \
                          the original release: download Wan-AI/Wan2.1-VACE-1.3B or -14B, not the \
                          -diffusers repositories"
-                    .into(),
+                        .into(),
             });
         }
         let config_path = require_file(root, DIT_CONFIG, "the DiT configuration", DOWNLOAD_HINT)?;
@@ -104,39 +152,70 @@ impl ModelDir {
                 ),
             });
         }
-        let config: DitConfig = serde_json::from_value(json)
-            .map_err(|e| LoadError::InvalidConfig { file: config_path.clone(), reason: e.to_string() })?;
-        config.validate().map_err(|reason| LoadError::InvalidConfig { file: config_path.clone(), reason })?;
+        let config: DitConfig =
+            serde_json::from_value(json).map_err(|e| LoadError::InvalidConfig {
+                file: config_path.clone(),
+                reason: e.to_string(),
+            })?;
+        config
+            .validate()
+            .map_err(|reason| LoadError::InvalidConfig {
+                file: config_path.clone(),
+                reason,
+            })?;
         let dit_files = Self::dit_files(root)?;
-        require_file(root, T5_WEIGHTS, "the UMT5 text encoder", DOWNLOAD_HINT)?;
-        require_file(root, VAE_WEIGHTS, "the video VAE", DOWNLOAD_HINT)?;
+        let t5_file = weight_file(
+            root,
+            T5_WEIGHTS,
+            T5_WEIGHTS_SAFETENSORS,
+            "the UMT5 text encoder",
+        )?;
+        let vae_file = weight_file(root, VAE_WEIGHTS, VAE_WEIGHTS_SAFETENSORS, "the video VAE")?;
         require_file(
             root,
             TOKENIZER,
             "the UMT5 tokenizer",
-            "it ships in the folder's google/umt5-xxl/; if that folder only has spiece.model, write \
+            "it ships in the release's google/umt5-xxl/ folder (download the complete folder); if \
+             that folder only has spiece.model, write \
              tokenizer.json once with `python -c \"from transformers import AutoTokenizer as T; \
              T.from_pretrained('DIR/google/umt5-xxl').save_pretrained('DIR/google/umt5-xxl')\"`",
         )?;
-        Ok(Self { root: root.to_owned(), config, dit_files })
+        Ok(Self {
+            root: root.to_owned(),
+            config,
+            dit_files,
+            t5_file,
+            vae_file,
+        })
     }
 
     /// The single DiT file, or every shard the index names.
     fn dit_files(root: &Path) -> Result<Vec<PathBuf>, LoadError> {
         let index = root.join(DIT_INDEX);
         if !index.is_file() {
-            return Ok(vec![require_file(root, DIT_WEIGHTS, "the DiT weights", DOWNLOAD_HINT)?]);
+            return Ok(vec![require_file(
+                root,
+                DIT_WEIGHTS,
+                "the DiT weights",
+                DOWNLOAD_HINT,
+            )?]);
         }
         let json = read_json(&index)?;
         let shards: BTreeSet<&str> = json
             .get("weight_map")
             .and_then(|m| m.as_object())
-            .ok_or_else(|| LoadError::InvalidConfig { file: index.clone(), reason: "no `weight_map` object".into() })?
+            .ok_or_else(|| LoadError::InvalidConfig {
+                file: index.clone(),
+                reason: "no `weight_map` object".into(),
+            })?
             .values()
             .filter_map(|v| v.as_str())
             .collect();
         if shards.is_empty() {
-            return Err(LoadError::InvalidConfig { file: index, reason: "`weight_map` names no shard".into() });
+            return Err(LoadError::InvalidConfig {
+                file: index,
+                reason: "`weight_map` names no shard".into(),
+            });
         }
         shards
             .into_iter()
@@ -147,7 +226,12 @@ impl ModelDir {
                         reason: format!("shard name `{shard}` must be a file in the folder"),
                     });
                 }
-                require_file(root, shard, "a DiT weight shard named by the index", DOWNLOAD_HINT)
+                require_file(
+                    root,
+                    shard,
+                    "a DiT weight shard named by the index",
+                    DOWNLOAD_HINT,
+                )
             })
             .collect()
     }
@@ -163,10 +247,13 @@ impl ModelDir {
 
     /// The published preset this folder matches, if any (`vace-1.3b`, `vace-14b`).
     pub fn preset_name(&self) -> Option<&'static str> {
-        [("vace-1.3b", DitConfig::vace_1_3b()), ("vace-14b", DitConfig::vace_14b())]
-            .into_iter()
-            .find(|(_, preset)| preset == &self.config)
-            .map(|(name, _)| name)
+        [
+            ("vace-1.3b", DitConfig::vace_1_3b()),
+            ("vace-14b", DitConfig::vace_14b()),
+        ]
+        .into_iter()
+        .find(|(_, preset)| preset == &self.config)
+        .map(|(name, _)| name)
     }
 
     fn dit_tensors(&self) -> Result<(Arc<TensorFiles>, DitConfig), LoadError> {
@@ -180,13 +267,13 @@ impl ModelDir {
     }
 
     fn vae_tensors(&self) -> Result<(Arc<TensorFiles>, VaeConfig), LoadError> {
-        let files = TensorFiles::pth(&self.root.join(VAE_WEIGHTS), VAE_MODEL)?;
+        let files = tensor_files(&self.vae_file, VAE_MODEL)?;
         let config = vae_config_from(&files)?;
         Ok((Arc::new(files), config))
     }
 
     fn t5_tensors(&self) -> Result<(Arc<TensorFiles>, T5Config), LoadError> {
-        let files = TensorFiles::pth(&self.root.join(T5_WEIGHTS), T5_MODEL)?;
+        let files = tensor_files(&self.t5_file, T5_MODEL)?;
         let config = t5_config_from(&files)?;
         Ok((Arc::new(files), config))
     }
@@ -194,30 +281,64 @@ impl ModelDir {
     /// Loads the DiT; linear layers in `dtype`, the layers the reference keeps in f32 in f32.
     pub fn load_dit(&self, device: &Device, dtype: DType) -> Result<WanModel, LoadError> {
         let (files, config) = self.dit_tensors()?;
-        build(&files, DIT_MODEL, |vb| WanModel::new(&config, vb), Access::Load, dtype, device)
+        build(
+            &files,
+            DIT_MODEL,
+            |vb| WanModel::new(&config, vb),
+            Access::Load,
+            dtype,
+            device,
+        )
     }
 
     /// Loads the VAE (always f32, as the reference runs it).
     pub fn load_vae(&self, device: &Device) -> Result<WanVae, LoadError> {
         let (files, config) = self.vae_tensors()?;
-        build(&files, VAE_MODEL, |vb| WanVae::new(&config, vb), Access::Load, DType::F32, device)
+        build(
+            &files,
+            VAE_MODEL,
+            |vb| WanVae::new(&config, vb),
+            Access::Load,
+            DType::F32,
+            device,
+        )
     }
 
     /// Loads the tokenizer and the UMT5 encoder in `dtype`.
-    pub fn load_text_encoder(&self, device: &Device, dtype: DType) -> Result<TextEncoder, LoadError> {
+    pub fn load_text_encoder(
+        &self,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<TextEncoder, LoadError> {
         let tokenizer_path = self.root.join(TOKENIZER);
-        let tokenizer = PromptTokenizer::from_file(&tokenizer_path)
-            .map_err(|reason| LoadError::InvalidConfig { file: tokenizer_path, reason })?;
+        let tokenizer = PromptTokenizer::from_file(&tokenizer_path).map_err(|reason| {
+            LoadError::InvalidConfig {
+                file: tokenizer_path,
+                reason,
+            }
+        })?;
         let (files, config) = self.t5_tensors()?;
-        let encoder = build(&files, T5_MODEL, |vb| Umt5Encoder::new(&config, vb), Access::Load, dtype, device)?;
-        Ok(TextEncoder::new(tokenizer, encoder, self.config.text_len, device.clone()))
+        let encoder = build(
+            &files,
+            T5_MODEL,
+            |vb| Umt5Encoder::new(&config, vb),
+            Access::Load,
+            dtype,
+            device,
+        )?;
+        Ok(TextEncoder::new(
+            tokenizer,
+            encoder,
+            self.config.text_len,
+            device.clone(),
+        ))
     }
 
     /// Loads all three models and checks that they fit together.
     pub fn load_pipeline(&self, device: &Device, dtype: DType) -> Result<Pipeline, LoadError> {
         let text = self.load_text_encoder(device, dtype)?;
         let dit = self.load_dit(device, dtype)?;
-        check_text_width(&self.root, text.encoder().config(), dit.config())?;
+        check_text_width(&self.t5_file, text.encoder().config(), dit.config())?;
         let vae = self.load_vae(device)?;
         Ok(Pipeline { dit, vae, text })
     }
@@ -227,15 +348,38 @@ impl ModelDir {
     pub fn verify(&self) -> Result<(), LoadError> {
         let cpu = Device::Cpu;
         let (files, config) = self.dit_tensors()?;
-        build(&files, DIT_MODEL, |vb| WanModel::new(&config, vb), Access::Verify, DType::F32, &cpu)?;
+        build(
+            &files,
+            DIT_MODEL,
+            |vb| WanModel::new(&config, vb),
+            Access::Verify,
+            DType::F32,
+            &cpu,
+        )?;
         let (files, vae_config) = self.vae_tensors()?;
-        build(&files, VAE_MODEL, |vb| WanVae::new(&vae_config, vb), Access::Verify, DType::F32, &cpu)?;
+        build(
+            &files,
+            VAE_MODEL,
+            |vb| WanVae::new(&vae_config, vb),
+            Access::Verify,
+            DType::F32,
+            &cpu,
+        )?;
         let (files, t5_config) = self.t5_tensors()?;
-        build(&files, T5_MODEL, |vb| Umt5Encoder::new(&t5_config, vb), Access::Verify, DType::F32, &cpu)?;
-        check_text_width(&self.root, &t5_config, &config)?;
+        build(
+            &files,
+            T5_MODEL,
+            |vb| Umt5Encoder::new(&t5_config, vb),
+            Access::Verify,
+            DType::F32,
+            &cpu,
+        )?;
+        check_text_width(&self.t5_file, &t5_config, &config)?;
         let tokenizer_path = self.root.join(TOKENIZER);
-        PromptTokenizer::from_file(&tokenizer_path)
-            .map_err(|reason| LoadError::InvalidConfig { file: tokenizer_path, reason })?;
+        PromptTokenizer::from_file(&tokenizer_path).map_err(|reason| LoadError::InvalidConfig {
+            file: tokenizer_path,
+            reason,
+        })?;
         Ok(())
     }
 }
@@ -258,12 +402,12 @@ fn build<T>(
     })
 }
 
-fn check_text_width(root: &Path, t5: &T5Config, dit: &DitConfig) -> Result<(), LoadError> {
+fn check_text_width(t5_file: &Path, t5: &T5Config, dit: &DitConfig) -> Result<(), LoadError> {
     if t5.dim == dit.text_dim {
         return Ok(());
     }
     Err(LoadError::InvalidConfig {
-        file: root.join(T5_WEIGHTS),
+        file: t5_file.to_owned(),
         reason: format!(
             "the text encoder is {} wide but the DiT reads {}-wide text; the two files come from \
              different models",
@@ -281,7 +425,10 @@ pub fn vae_config_from(files: &TensorFiles) -> Result<VaeConfig, LoadError> {
     if z_dim != base.z_dim {
         return Err(LoadError::UnknownLayout {
             path: files.file_of("conv2.weight").to_owned(),
-            reason: format!("the VAE has {z_dim} latent channels; Wan2.1 uses {}", base.z_dim),
+            reason: format!(
+                "the VAE has {z_dim} latent channels; Wan2.1 uses {}",
+                base.z_dim
+            ),
         });
     }
     Ok(VaeConfig { dim, ..base })
@@ -294,9 +441,15 @@ pub fn t5_config_from(files: &TensorFiles) -> Result<T5Config, LoadError> {
     let dim_attn = files.require_shape("blocks.0.attn.q.weight")?[0];
     let dim_ffn = files.require_shape("blocks.0.ffn.fc1.weight")?[0];
     let shared_pos = files.contains("pos_embedding.embedding.weight");
-    let table = if shared_pos { "pos_embedding.embedding.weight" } else { "blocks.0.pos_embedding.embedding.weight" };
+    let table = if shared_pos {
+        "pos_embedding.embedding.weight"
+    } else {
+        "blocks.0.pos_embedding.embedding.weight"
+    };
     let table = files.require_shape(table)?;
-    let num_layers = (0..).take_while(|i| files.contains(&format!("blocks.{i}.norm1.weight"))).count();
+    let num_layers = (0..)
+        .take_while(|i| files.contains(&format!("blocks.{i}.norm1.weight")))
+        .count();
     Ok(T5Config {
         vocab,
         dim,

@@ -47,10 +47,16 @@ pub struct TensorFiles {
 }
 
 fn map_file(path: &Path) -> Result<Mmap, LoadError> {
-    let file = std::fs::File::open(path).map_err(|source| LoadError::Io { path: path.to_owned(), source })?;
+    let file = std::fs::File::open(path).map_err(|source| LoadError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
     // Safety: the checkpoint is read-only input; a file truncated under us would be the
     // same kind of failure as reading past its end, which no sane setup does.
-    unsafe { Mmap::map(&file) }.map_err(|source| LoadError::Io { path: path.to_owned(), source })
+    unsafe { Mmap::map(&file) }.map_err(|source| LoadError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn candle_dtype(dtype: safetensors::Dtype) -> Option<DType> {
@@ -68,20 +74,30 @@ impl TensorFiles {
         let mut files = Self::empty(model);
         for path in paths {
             let map = map_file(path)?;
-            let (header_len, metadata) = safetensors::SafeTensors::read_metadata(&map)
-                .map_err(|e| LoadError::Corrupt { file: path.clone(), reason: e.to_string() })?;
+            let (header_len, metadata) =
+                safetensors::SafeTensors::read_metadata(&map).map_err(|e| LoadError::Corrupt {
+                    file: path.clone(),
+                    reason: e.to_string(),
+                })?;
             let data_start = 8 + header_len;
             let file = files.maps.len();
             for (name, info) in metadata.tensors() {
-                let dtype = candle_dtype(info.dtype).ok_or_else(|| LoadError::UnsupportedDtype {
-                    file: path.clone(),
-                    tensor: name.clone(),
-                    dtype: format!("{:?}", info.dtype),
-                })?;
+                let dtype =
+                    candle_dtype(info.dtype).ok_or_else(|| LoadError::UnsupportedDtype {
+                        file: path.clone(),
+                        tensor: name.clone(),
+                        dtype: format!("{:?}", info.dtype),
+                    })?;
                 let (start, end) = info.data_offsets;
                 files.entries.insert(
                     name,
-                    Entry { file, dtype, shape: info.shape.clone(), start: data_start + start, end: data_start + end },
+                    Entry {
+                        file,
+                        dtype,
+                        shape: info.shape.clone(),
+                        start: data_start + start,
+                        end: data_start + end,
+                    },
                 );
             }
             files.paths.push(path.clone());
@@ -92,29 +108,48 @@ impl TensorFiles {
 
     /// Maps a `.pth` archive and indexes the tensors of its pickled state dict.
     pub fn pth(path: &Path, model: &'static str) -> Result<Self, LoadError> {
-        let corrupt = |reason: String| LoadError::Corrupt { file: path.to_owned(), reason };
+        let corrupt = |reason: String| LoadError::Corrupt {
+            file: path.to_owned(),
+            reason,
+        };
         let map = map_file(path)?;
-        let mut archive = zip::ZipArchive::new(Cursor::new(&map[..])).map_err(|e| corrupt(e.to_string()))?;
-        let infos = candle_core::pickle::read_pth_tensor_info(path, false, None).map_err(|e| corrupt(e.to_string()))?;
+        let mut archive =
+            zip::ZipArchive::new(Cursor::new(&map[..])).map_err(|e| corrupt(e.to_string()))?;
+        let infos = candle_core::pickle::read_pth_tensor_info(path, false, None)
+            .map_err(|e| corrupt(e.to_string()))?;
         let mut files = Self::empty(model);
         let mut storages: HashMap<String, (usize, usize)> = HashMap::new();
         for info in infos {
             if !storages.contains_key(&info.path) {
-                let entry = archive.by_name(&info.path).map_err(|e| corrupt(format!("{}: {e}", info.path)))?;
+                let entry = archive
+                    .by_name(&info.path)
+                    .map_err(|e| corrupt(format!("{}: {e}", info.path)))?;
                 if entry.compression() != zip::CompressionMethod::Stored {
-                    return Err(corrupt(format!("{} is compressed; save it with torch.save", info.path)));
+                    return Err(corrupt(format!(
+                        "{} is compressed; save it with torch.save",
+                        info.path
+                    )));
                 }
-                let start = entry.data_start().ok_or_else(|| corrupt(format!("{} has no data", info.path)))? as usize;
+                let start = entry
+                    .data_start()
+                    .ok_or_else(|| corrupt(format!("{} has no data", info.path)))?
+                    as usize;
                 storages.insert(info.path.clone(), (start, start + entry.size() as usize));
             }
             let (storage_start, storage_end) = storages[&info.path];
             if !info.layout.is_contiguous() {
-                return Err(corrupt(format!("tensor `{}` is not stored contiguously", info.name)));
+                return Err(corrupt(format!(
+                    "tensor `{}` is not stored contiguously",
+                    info.name
+                )));
             }
             let start = storage_start + info.layout.start_offset() * info.dtype.size_in_bytes();
             let end = start + info.layout.shape().elem_count() * info.dtype.size_in_bytes();
             if end > storage_end || end > map.len() {
-                return Err(corrupt(format!("tensor `{}` runs past the end of its storage", info.name)));
+                return Err(corrupt(format!(
+                    "tensor `{}` runs past the end of its storage",
+                    info.name
+                )));
             }
             if !matches!(info.dtype, DType::F32 | DType::BF16 | DType::F16) {
                 return Err(LoadError::UnsupportedDtype {
@@ -124,7 +159,16 @@ impl TensorFiles {
                 });
             }
             let shape = info.layout.shape().dims().to_vec();
-            files.entries.insert(info.name, Entry { file: 0, dtype: info.dtype, shape, start, end });
+            files.entries.insert(
+                info.name,
+                Entry {
+                    file: 0,
+                    dtype: info.dtype,
+                    shape,
+                    start,
+                    end,
+                },
+            );
         }
         drop(archive);
         files.paths.push(path.to_owned());
@@ -133,7 +177,13 @@ impl TensorFiles {
     }
 
     fn empty(model: &'static str) -> Self {
-        Self { paths: Vec::new(), maps: Vec::new(), entries: HashMap::new(), model, first_error: Mutex::new(None) }
+        Self {
+            paths: Vec::new(),
+            maps: Vec::new(),
+            entries: HashMap::new(),
+            model,
+            first_error: Mutex::new(None),
+        }
     }
 
     /// The file holding `name`, or the first file when no file does.
@@ -172,20 +222,34 @@ impl TensorFiles {
 
     fn fail(&self, error: LoadError) -> candle_core::Error {
         let message = error.to_string();
-        let mut first = self.first_error.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut first = self
+            .first_error
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         first.get_or_insert(error);
         candle_core::Error::Msg(message)
     }
 
     /// The first lookup failure, if any (to report instead of candle's error).
     pub fn take_error(&self) -> Option<LoadError> {
-        self.first_error.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
+        self.first_error
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
     }
 
     /// A `VarBuilder` over these tensors; weights are converted to `dtype` unless a layer asks
     /// for another.
-    pub fn var_builder(self: &Arc<Self>, access: Access, dtype: DType, device: &Device) -> VarBuilder<'static> {
-        let backend: Box<dyn SimpleBackend> = Box::new(Backend { files: self.clone(), access });
+    pub fn var_builder(
+        self: &Arc<Self>,
+        access: Access,
+        dtype: DType,
+        device: &Device,
+    ) -> VarBuilder<'static> {
+        let backend: Box<dyn SimpleBackend> = Box::new(Backend {
+            files: self.clone(),
+            access,
+        });
         VarBuilder::from_backend(backend, dtype, device.clone())
     }
 }
@@ -196,7 +260,14 @@ struct Backend {
 }
 
 impl SimpleBackend for Backend {
-    fn get(&self, shape: Shape, name: &str, _: candle_nn::Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+    fn get(
+        &self,
+        shape: Shape,
+        name: &str,
+        _: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
         let files = &self.files;
         let Some(entry) = files.entries.get(name) else {
             return Err(files.fail(LoadError::MissingTensor {
@@ -225,7 +296,9 @@ impl SimpleBackend for Backend {
         match files.entries.get(name) {
             Some(entry) => match self.access {
                 Access::Load => files.load(entry, dtype, dev),
-                Access::Verify => Tensor::zeros((), dtype, dev)?.broadcast_as(entry.shape.as_slice()),
+                Access::Verify => {
+                    Tensor::zeros((), dtype, dev)?.broadcast_as(entry.shape.as_slice())
+                }
             },
             None => Err(files.fail(LoadError::MissingTensor {
                 file: files.file_of(name).to_owned(),

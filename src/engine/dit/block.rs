@@ -16,7 +16,9 @@ use crate::engine::norm::{AffineLayerNorm, RmsNorm, layer_norm};
 /// `[B, L, heads·hd]` → `[B, heads, L, hd]`.
 fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
     let (b, l, d) = x.dims3()?;
-    x.reshape((b, l, heads, d / heads))?.transpose(1, 2)?.contiguous()
+    x.reshape((b, l, heads, d / heads))?
+        .transpose(1, 2)?
+        .contiguous()
 }
 
 /// `[B, heads, L, hd]` → `[B, L, heads·hd]`.
@@ -77,7 +79,8 @@ impl Projections {
     }
 
     fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
-        self.o.forward(&merge_heads(&attention(q, k, v, self.scale)?)?)
+        self.o
+            .forward(&merge_heads(&attention(q, k, v, self.scale)?)?)
     }
 }
 
@@ -159,5 +162,7 @@ impl AttentionBlock {
 
 /// `x · (1 + scale) + shift`, in f32.
 pub fn modulate(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
-    x.to_dtype(DType::F32)?.broadcast_mul(&(scale + 1.0)?)?.broadcast_add(shift)
+    x.to_dtype(DType::F32)?
+        .broadcast_mul(&(scale + 1.0)?)?
+        .broadcast_add(shift)
 }

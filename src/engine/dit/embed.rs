@@ -23,7 +23,12 @@ impl PatchEmbedding {
         let [pt, ph, pw] = patch;
         let weight = vb.get((dim, in_channels, pt, ph, pw), "weight")?;
         let weight = weight.reshape((dim, in_channels * pt * ph * pw))?;
-        Ok(Self { weight, bias: vb.get(dim, "bias")?, patch, in_channels })
+        Ok(Self {
+            weight,
+            bias: vb.get(dim, "bias")?,
+            patch,
+            in_channels,
+        })
     }
 
     /// The token grid a latent of shape `[C, F, H, W]` produces.
@@ -38,7 +43,11 @@ impl PatchEmbedding {
                 latent.dims()
             );
         }
-        Ok(TokenGrid { frames: f / pt, rows: h / ph, cols: w / pw })
+        Ok(TokenGrid {
+            frames: f / pt,
+            rows: h / ph,
+            cols: w / pw,
+        })
     }
 
     /// `[C, F, H, W]` → tokens `[L, dim]` in the weight's dtype.
@@ -57,7 +66,12 @@ impl PatchEmbedding {
 }
 
 /// Tokens `[L, c·pt·ph·pw]` (feature order pt, ph, pw, c) → latent `[c, F, H, W]`.
-pub fn unpatchify(tokens: &Tensor, grid: TokenGrid, patch: [usize; 3], channels: usize) -> Result<Tensor> {
+pub fn unpatchify(
+    tokens: &Tensor,
+    grid: TokenGrid,
+    patch: [usize; 3],
+    channels: usize,
+) -> Result<Tensor> {
     let [pt, ph, pw] = patch;
     tokens
         .narrow(0, 0, grid.len())?
@@ -71,8 +85,9 @@ pub fn unpatchify(tokens: &Tensor, grid: TokenGrid, patch: [usize; 3], channels:
 /// `n = dim/2`, computed in f64 (`sinusoidal_embedding_1d`), returned as f32 `[dim]`.
 pub fn sinusoidal_embedding(dim: usize, t: f64, device: &candle_core::Device) -> Result<Tensor> {
     let half = dim / 2;
-    let angles: Vec<f64> =
-        (0..half).map(|k| t * 10000f64.powf(-(k as f64) / half as f64)).collect();
+    let angles: Vec<f64> = (0..half)
+        .map(|k| t * 10000f64.powf(-(k as f64) / half as f64))
+        .collect();
     let features: Vec<f32> = angles
         .iter()
         .map(|a| a.cos() as f32)
@@ -115,8 +130,13 @@ impl TimeEmbedding {
     /// Embeds the scheduler timestep `t` (e.g. 999, not σ).
     pub fn forward(&self, t: f64, device: &candle_core::Device) -> Result<TimeCondition> {
         let features = sinusoidal_embedding(self.freq_dim, t, device)?.unsqueeze(0)?;
-        let e = self.embedding_2.forward(&self.embedding_0.forward(&features)?.silu()?)?;
-        let e0 = self.projection_1.forward(&e.silu()?)?.reshape((1, 6, self.dim))?;
+        let e = self
+            .embedding_2
+            .forward(&self.embedding_0.forward(&features)?.silu()?)?;
+        let e0 = self
+            .projection_1
+            .forward(&e.silu()?)?
+            .reshape((1, 6, self.dim))?;
         Ok(TimeCondition { e, e0 })
     }
 }
@@ -153,7 +173,8 @@ impl TextEmbedding {
             );
         }
         let padded = context.pad_with_zeros(0, 0, self.text_len - rows)?;
-        self.linear_2.forward(&self.linear_0.forward(&padded)?.gelu()?)
+        self.linear_2
+            .forward(&self.linear_0.forward(&padded)?.gelu()?)
     }
 }
 
@@ -165,12 +186,19 @@ mod tests {
     #[test]
     fn sinusoidal_embedding_matches_the_spec_values_at_999() {
         // Spec §3.3: cos(φ_0..2) and sin(φ_0..2) for t = 999.
-        let e: Vec<f32> = sinusoidal_embedding(256, 999.0, &Device::Cpu).unwrap().to_vec1().unwrap();
-        let cos = [0.99964985f32, 0.96378248, -0.39899176];
-        let sin = [-0.02646075f32, -0.26668958, -0.91695451];
+        let e: Vec<f32> = sinusoidal_embedding(256, 999.0, &Device::Cpu)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let cos = [0.99964985f64, 0.96378248, -0.39899176];
+        let sin = [-0.02646075f64, -0.26668958, -0.91695451];
         for k in 0..3 {
-            assert!((e[k] - cos[k]).abs() < 1e-6, "cos {k}: {}", e[k]);
-            assert!((e[128 + k] - sin[k]).abs() < 1e-6, "sin {k}: {}", e[128 + k]);
+            assert!((e[k] as f64 - cos[k]).abs() < 1e-6, "cos {k}: {}", e[k]);
+            assert!(
+                (e[128 + k] as f64 - sin[k]).abs() < 1e-6,
+                "sin {k}: {}",
+                e[128 + k]
+            );
         }
     }
 
@@ -182,7 +210,11 @@ mod tests {
             .reshape((2, 2, 4, 6))
             .unwrap();
         let patch = [1, 2, 2];
-        let grid = TokenGrid { frames: 2, rows: 2, cols: 3 };
+        let grid = TokenGrid {
+            frames: 2,
+            rows: 2,
+            cols: 3,
+        };
         // Patchify by hand as (F', H', W', pt, ph, pw, c), the head's output order.
         let tokens = latent
             .reshape(&[2, 2, 1, 2, 2, 3, 2][..])

@@ -89,7 +89,10 @@ impl Head {
 
     /// `x: [1, L, dim]`, `e: [1, dim]` (the time embedding itself, not `e0`).
     fn forward(&self, x: &Tensor, e: &Tensor) -> Result<Tensor> {
-        let m = self.modulation.broadcast_add(&e.unsqueeze(1)?)?.chunk(2, 1)?;
+        let m = self
+            .modulation
+            .broadcast_add(&e.unsqueeze(1)?)?
+            .chunk(2, 1)?;
         let y = modulate(&layer_norm(x, self.eps)?, &m[0], &m[1])?;
         self.head.forward(&y)
     }
@@ -126,17 +129,30 @@ impl WanModel {
                 let vb = vb.pp("vace_blocks").pp(j);
                 Ok(VaceBlock {
                     block: AttentionBlock::new(cfg, vb.clone())?,
-                    before_proj: (j == 0).then(|| Linear::new(d, d, vb.pp("before_proj"))).transpose()?,
+                    before_proj: (j == 0)
+                        .then(|| Linear::new(d, d, vb.pp("before_proj")))
+                        .transpose()?,
                     after_proj: Linear::new(d, d, vb.pp("after_proj"))?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let hint_after_block =
-            (0..cfg.num_layers).map(|i| vace_layers.iter().position(|&l| l == i)).collect();
+        let hint_after_block = (0..cfg.num_layers)
+            .map(|i| vace_layers.iter().position(|&l| l == i))
+            .collect();
         Ok(Self {
             cfg: cfg.clone(),
-            patch_embedding: PatchEmbedding::new(cfg.in_dim, d, cfg.patch_size, vb.pp("patch_embedding"))?,
-            text_embedding: TextEmbedding::new(cfg.text_dim, d, cfg.text_len, vb.pp("text_embedding"))?,
+            patch_embedding: PatchEmbedding::new(
+                cfg.in_dim,
+                d,
+                cfg.patch_size,
+                vb.pp("patch_embedding"),
+            )?,
+            text_embedding: TextEmbedding::new(
+                cfg.text_dim,
+                d,
+                cfg.text_len,
+                vb.pp("text_embedding"),
+            )?,
             time_embedding: TimeEmbedding::new(cfg.freq_dim, d, vb.clone())?,
             blocks,
             head: Head::new(cfg, vb.pp("head"))?,
@@ -163,10 +179,16 @@ impl WanModel {
     /// Embeds a prompt's encoder states `[Lc, text_dim]` (trimmed to the real tokens) and
     /// precomputes every block's cross-attention keys and values.
     pub fn text_condition(&self, context: &Tensor) -> Result<TextCondition> {
-        let embedded = self.text_embedding.forward(&context.to_device(&self.device)?)?;
+        let embedded = self
+            .text_embedding
+            .forward(&context.to_device(&self.device)?)?;
         let batched = embedded.unsqueeze(0)?;
         Ok(TextCondition {
-            blocks: self.blocks.iter().map(|b| b.cross_kv(&batched)).collect::<Result<_>>()?,
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| b.cross_kv(&batched))
+                .collect::<Result<_>>()?,
             vace_blocks: self
                 .vace_blocks
                 .iter()
@@ -258,7 +280,11 @@ impl WanModel {
                 vace.rope.grid
             );
         }
-        let tokens = self.patch_embedding.forward(&x)?.to_dtype(DType::F32)?.unsqueeze(0)?;
+        let tokens = self
+            .patch_embedding
+            .forward(&x)?
+            .to_dtype(DType::F32)?
+            .unsqueeze(0)?;
         if let Some(trace) = trace.as_deref_mut() {
             let (f, h, w) = (grid.frames, grid.rows, grid.cols);
             trace.patch_embed = Some(tokens.squeeze(0)?.t()?.reshape((self.cfg.dim, f, h, w))?);
@@ -273,7 +299,12 @@ impl WanModel {
         }
 
         let mut x = tokens;
-        for ((block, kv), hint) in self.blocks.iter().zip(&text.blocks).zip(&self.hint_after_block) {
+        for ((block, kv), hint) in self
+            .blocks
+            .iter()
+            .zip(&text.blocks)
+            .zip(&self.hint_after_block)
+        {
             x = block.forward(&x, &time.e0, &vace.rope, kv)?;
             if let Some(j) = hint {
                 x = (x + (&hints[*j] * context_scale)?)?;

@@ -53,7 +53,9 @@ impl Rope {
     pub fn new(grid: TokenGrid, head_dim: usize, device: &Device) -> Result<Self> {
         let axes = [grid.frames, grid.rows, grid.cols];
         if let Some(&n) = axes.iter().find(|&&n| n > MAX_POSITIONS) {
-            candle_core::bail!("token grid {axes:?} has an axis of {n} > {MAX_POSITIONS} positions");
+            candle_core::bail!(
+                "token grid {axes:?} has an axis of {n} > {MAX_POSITIONS} positions"
+            );
         }
         let pairs = head_dim / 2;
         let spatial_pairs = pairs / 3;
@@ -100,12 +102,15 @@ mod tests {
     #[test]
     fn axis_split_matches_the_reference_for_head_128() {
         // hd 128: 22 pairs turn with the frame, 21 with the row, 21 with the column.
-        let grid = TokenGrid { frames: 2, rows: 2, cols: 2 };
+        let grid = TokenGrid {
+            frames: 2,
+            rows: 2,
+            cols: 2,
+        };
         let rope = Rope::new(grid, 128, &Device::Cpu).unwrap();
         let sin: Vec<Vec<f32>> = rope.sin.to_vec2().unwrap();
-        let turning = |token: usize| -> Vec<usize> {
-            (0..64).filter(|&p| sin[token][p] != 0.0).collect()
-        };
+        let turning =
+            |token: usize| -> Vec<usize> { (0..64).filter(|&p| sin[token][p] != 0.0).collect() };
         // Tokens are frame-major: (f, y, x) -> f*4 + y*2 + x.
         assert_eq!(turning(4), (0..22).collect::<Vec<_>>());
         assert_eq!(turning(2), (22..43).collect::<Vec<_>>());

@@ -16,7 +16,11 @@ pub struct DpmSolver {
 
 impl DpmSolver {
     pub fn new(schedule: Schedule) -> Self {
-        Self { schedule, step_index: 0, previous_x0: None }
+        Self {
+            schedule,
+            step_index: 0,
+            previous_x0: None,
+        }
     }
 
     fn sigma(&self, i: usize) -> f64 {
@@ -39,7 +43,11 @@ impl FlowScheduler for DpmSolver {
         let x0 = (sample - (velocity * sigma_s)?)?;
         let (alpha_s, alpha_t) = (1.0 - sigma_s, 1.0 - sigma_t);
         // e^{−h} with h = λ_t − λ_s, as a ratio: 0 when σ_s = 1 (α_s = 0).
-        let exp_neg_h = if sigma_t == 0.0 { 0.0 } else { (sigma_t * alpha_s) / (alpha_t * sigma_s) };
+        let exp_neg_h = if sigma_t == 0.0 {
+            0.0
+        } else {
+            (sigma_t * alpha_s) / (alpha_t * sigma_s)
+        };
         let first = ((sample * (sigma_t / sigma_s))? - (&x0 * (alpha_t * (exp_neg_h - 1.0)))?)?;
         let next = match &self.previous_x0 {
             // Second-order midpoint, except at the last step.

@@ -23,7 +23,14 @@ pub struct UniPcSolver {
 
 impl UniPcSolver {
     pub fn new(schedule: Schedule) -> Self {
-        Self { schedule, step_index: 0, model_outputs: Vec::new(), last_sample: None, this_order: 1, lower_order_nums: 0 }
+        Self {
+            schedule,
+            step_index: 0,
+            model_outputs: Vec::new(),
+            last_sample: None,
+            this_order: 1,
+            lower_order_nums: 0,
+        }
     }
 
     fn sigma(&self, i: usize) -> f32 {

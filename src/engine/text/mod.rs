@@ -23,8 +23,18 @@ pub struct TextEncoder {
 }
 
 impl TextEncoder {
-    pub fn new(tokenizer: PromptTokenizer, encoder: Umt5Encoder, text_len: usize, device: Device) -> Self {
-        Self { tokenizer, encoder, text_len, device }
+    pub fn new(
+        tokenizer: PromptTokenizer,
+        encoder: Umt5Encoder,
+        text_len: usize,
+        device: Device,
+    ) -> Self {
+        Self {
+            tokenizer,
+            encoder,
+            text_len,
+            device,
+        }
     }
 
     /// Token ids of a prompt after the reference's cleaning.

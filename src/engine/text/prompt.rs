@@ -10,7 +10,8 @@ pub const DEFAULT_NEGATIVE_PROMPT: &str = "色调艳丽，过曝，静态，细�
 /// Cleans a prompt exactly as the reference's tokenizer wrapper does.
 pub fn clean_prompt(text: &str) -> String {
     let fixed = plsfix::fix_text(text, None);
-    let unescaped = html_escape::decode_html_entities(&html_escape::decode_html_entities(&fixed)).into_owned();
+    let unescaped =
+        html_escape::decode_html_entities(&html_escape::decode_html_entities(&fixed)).into_owned();
     unescaped.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -22,14 +23,23 @@ mod tests {
     /// `regex.sub(r'\s+', ' ')`), run on these inputs.
     const CASES: &[(&str, &str)] = &[
         ("  A  cat\t\tsits on\na mat.  ", "A cat sits on a mat."),
-        ("“Curly quotes” and ‘single’ ones", "\"Curly quotes\" and 'single' ones"),
+        (
+            "“Curly quotes” and ‘single’ ones",
+            "\"Curly quotes\" and 'single' ones",
+        ),
         ("ﬁne ligatures ﬂow", "fine ligatures flow"),
         ("Full－width：ＡＢＣ１２３！？（）", "Full-width:ABC123!?()"),
         ("ideographic\u{3000}space", "ideographic space"),
-        ("Tom &amp; Jerry &lt;3 &amp;amp; friends", "Tom & Jerry <3 & friends"),
+        (
+            "Tom &amp; Jerry &lt;3 &amp;amp; friends",
+            "Tom & Jerry <3 & friends",
+        ),
         ("broken mojibake: cafÃ©", "broken mojibake: café"),
         ("e\u{301} combining accent", "\u{e9} combining accent"),
-        ("control\u{7} char and zero\u{200b}width", "control char and zero\u{200b}width"),
+        (
+            "control\u{7} char and zero\u{200b}width",
+            "control char and zero\u{200b}width",
+        ),
         ("line\r\nbreaks\u{2028}here", "line breaks here"),
         ("<b>html &amp; tags</b>", "<b>html & tags</b>"),
         ("。、 kept punctuation", "。、 kept punctuation"),

@@ -45,7 +45,11 @@ impl PromptTokenizer {
     pub fn encode(&self, text: &str, max_len: usize) -> Result<Vec<u32>, String> {
         let mut ids = match self {
             Self::HuggingFace(tokenizer) => {
-                let mut ids = tokenizer.encode(text, true).map_err(|e| e.to_string())?.get_ids().to_vec();
+                let mut ids = tokenizer
+                    .encode(text, true)
+                    .map_err(|e| e.to_string())?
+                    .get_ids()
+                    .to_vec();
                 if ids.last() != Some(&EOS_ID) {
                     // A tokenizer.json without the T5 post-processor: add `</s>` ourselves.
                     ids.push(EOS_ID);
@@ -75,6 +79,9 @@ mod tests {
     fn byte_tokenizer_appends_eos_and_truncates_keeping_it() {
         let tok = PromptTokenizer::Bytes(ByteTokenizer);
         assert_eq!(tok.encode("ab", 8).unwrap(), vec![3 + 97, 3 + 98, EOS_ID]);
-        assert_eq!(tok.encode("abcdef", 4).unwrap(), vec![100, 101, 102, EOS_ID]);
+        assert_eq!(
+            tok.encode("abcdef", 4).unwrap(),
+            vec![100, 101, 102, EOS_ID]
+        );
     }
 }

@@ -47,11 +47,17 @@ impl RelativeEmbedding {
     fn bias(&self, len: usize, device: &Device) -> Result<Tensor> {
         let buckets: Vec<u32> = (0..len)
             .flat_map(|i| (0..len).map(move |j| (i, j)))
-            .map(|(i, j)| relative_position_bucket(j as i64 - i as i64, self.num_buckets, self.max_dist) as u32)
+            .map(|(i, j)| {
+                relative_position_bucket(j as i64 - i as i64, self.num_buckets, self.max_dist)
+                    as u32
+            })
             .collect();
         let buckets = Tensor::from_vec(buckets, (len, len), device)?;
         // [L, L, heads] → [heads, L, L]
-        self.embedding.forward(&buckets)?.permute((2, 0, 1))?.contiguous()
+        self.embedding
+            .forward(&buckets)?
+            .permute((2, 0, 1))?
+            .contiguous()
     }
 }
 
@@ -80,14 +86,19 @@ impl SelfAttention {
         let (b, l, _) = x.dims3()?;
         let split = |t: Tensor| -> Result<Tensor> {
             let width = t.dim(D::Minus1)? / self.heads;
-            t.reshape((b, l, self.heads, width))?.transpose(1, 2)?.contiguous()
+            t.reshape((b, l, self.heads, width))?
+                .transpose(1, 2)?
+                .contiguous()
         };
         let q = split(self.q.forward(x)?)?;
         let k = split(self.k.forward(x)?)?;
         let v = split(self.v.forward(x)?)?;
         // No 1/√d scaling: T5 folds it into the initialisation.
-        let scores = q.matmul(&k.t()?)?.broadcast_add(&bias.to_dtype(q.dtype())?)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(v.dtype())?;
+        let scores = q
+            .matmul(&k.t()?)?
+            .broadcast_add(&bias.to_dtype(q.dtype())?)?;
+        let probs =
+            candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(v.dtype())?;
         let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, l, ()))?;
         self.o.forward(&out)
     }
@@ -110,7 +121,8 @@ impl FeedForward {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.fc2.forward(&(self.fc1.forward(x)? * self.gate_0.forward(x)?.gelu()?)?)
+        self.fc2
+            .forward(&(self.fc1.forward(x)? * self.gate_0.forward(x)?.gelu()?)?)
     }
 }
 
@@ -182,7 +194,10 @@ impl Umt5Encoder {
         let key_mask = mask
             .to_dtype(DType::F32)?
             .eq(0.0)?
-            .where_cond(&Tensor::full(min as f32, (b, l), device)?, &Tensor::zeros((b, l), DType::F32, device)?)?
+            .where_cond(
+                &Tensor::full(min as f32, (b, l), device)?,
+                &Tensor::zeros((b, l), DType::F32, device)?,
+            )?
             .reshape((b, 1, 1, l))?;
         let shared_bias = match &self.pos_embedding {
             Some(pos) => Some(pos.bias(l, device)?),
@@ -194,7 +209,10 @@ impl Umt5Encoder {
                 (None, Some(shared)) => shared.clone(),
                 (None, None) => candle_core::bail!("no relative position table for a T5 block"),
             };
-            let bias = pos_bias.to_dtype(DType::F32)?.unsqueeze(0)?.broadcast_add(&key_mask)?;
+            let bias = pos_bias
+                .to_dtype(DType::F32)?
+                .unsqueeze(0)?
+                .broadcast_add(&key_mask)?;
             x = (&x + block.attn.forward(&block.norm1.forward(&x)?, &bias)?)?;
             x = (&x + block.ffn.forward(&block.norm2.forward(&x)?)?)?;
         }
@@ -218,13 +236,37 @@ mod tests {
     fn buckets_match_the_spec_table() {
         // Spec §2.3: offset for n = |j − i| and +16 when the key is after the query.
         let table = [
-            (0, 0), (7, 7), (8, 8), (11, 8), (12, 9), (15, 9), (16, 10), (22, 10), (23, 11),
-            (31, 11), (32, 12), (45, 12), (46, 13), (63, 13), (64, 14), (90, 14), (91, 15), (511, 15),
+            (0, 0),
+            (7, 7),
+            (8, 8),
+            (11, 8),
+            (12, 9),
+            (15, 9),
+            (16, 10),
+            (22, 10),
+            (23, 11),
+            (31, 11),
+            (32, 12),
+            (45, 12),
+            (46, 13),
+            (63, 13),
+            (64, 14),
+            (90, 14),
+            (91, 15),
+            (511, 15),
         ];
         for (n, offset) in table {
-            assert_eq!(relative_position_bucket(-(n as i64), 32, 128), offset, "n = {n}, key before");
+            assert_eq!(
+                relative_position_bucket(-(n as i64), 32, 128),
+                offset,
+                "n = {n}, key before"
+            );
             let after = if n == 0 { 0 } else { 16 + offset };
-            assert_eq!(relative_position_bucket(n as i64, 32, 128), after, "n = {n}, key after");
+            assert_eq!(
+                relative_position_bucket(n as i64, 32, 128),
+                after,
+                "n = {n}, key after"
+            );
         }
     }
 }

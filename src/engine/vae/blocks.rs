@@ -20,8 +20,15 @@ impl ChannelNorm {
     /// `gamma` is stored `[C, 1, 1, 1]` in 3-D blocks (`images=False`) and `[C, 1, 1]` in
     /// the attention blocks.
     pub fn new(dim: usize, video: bool, vb: VarBuilder) -> Result<Self> {
-        let gamma = if video { vb.get((dim, 1, 1, 1), "gamma")? } else { vb.get((dim, 1, 1), "gamma")? };
-        Ok(Self { gamma: gamma.reshape((dim, 1, 1))?, scale: (dim as f64).sqrt() })
+        let gamma = if video {
+            vb.get((dim, 1, 1, 1), "gamma")?
+        } else {
+            vb.get((dim, 1, 1), "gamma")?
+        };
+        Ok(Self {
+            gamma: gamma.reshape((dim, 1, 1))?,
+            scale: (dim as f64).sqrt(),
+        })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -40,7 +47,14 @@ pub struct FrameConv {
 }
 
 impl FrameConv {
-    pub fn new(in_dim: usize, out_dim: usize, kernel: usize, padding: usize, stride: usize, vb: VarBuilder) -> Result<Self> {
+    pub fn new(
+        in_dim: usize,
+        out_dim: usize,
+        kernel: usize,
+        padding: usize,
+        stride: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         Ok(Self {
             weight: vb.get((out_dim, in_dim, kernel, kernel), "weight")?,
             bias: vb.get(out_dim, "bias")?.reshape((1, out_dim, 1, 1))?,
@@ -50,7 +64,8 @@ impl FrameConv {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?.broadcast_add(&self.bias)
+        x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?
+            .broadcast_add(&self.bias)
     }
 }
 
@@ -65,12 +80,27 @@ pub struct ResidualBlock {
 }
 
 impl ResidualBlock {
-    pub fn new(in_dim: usize, out_dim: usize, slots: &mut SlotCounter, vb: VarBuilder) -> Result<Self> {
+    pub fn new(
+        in_dim: usize,
+        out_dim: usize,
+        slots: &mut SlotCounter,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         let conv3 = |i: usize, o: usize, slots: &mut SlotCounter, name: &str| {
             CausalConv3d::new(i, o, [3, 3, 3], [1, 1, 1], 1, Some(slots), vb.pp(name))
         };
         let shortcut = (in_dim != out_dim)
-            .then(|| CausalConv3d::new(in_dim, out_dim, [1, 1, 1], [0, 0, 0], 1, None, vb.pp("shortcut")))
+            .then(|| {
+                CausalConv3d::new(
+                    in_dim,
+                    out_dim,
+                    [1, 1, 1],
+                    [0, 0, 0],
+                    1,
+                    None,
+                    vb.pp("shortcut"),
+                )
+            })
             .transpose()?;
         Ok(Self {
             norm_0: ChannelNorm::new(in_dim, true, vb.pp("residual.0"))?,
@@ -86,8 +116,12 @@ impl ResidualBlock {
             Some(conv) => conv.forward(x, None)?,
             None => x.clone(),
         };
-        let y = self.conv_2.forward_cached(&self.norm_0.forward(x)?.silu()?, cache)?;
-        let y = self.conv_6.forward_cached(&self.norm_3.forward(&y)?.silu()?, cache)?;
+        let y = self
+            .conv_2
+            .forward_cached(&self.norm_0.forward(x)?.silu()?, cache)?;
+        let y = self
+            .conv_6
+            .forward_cached(&self.norm_3.forward(&y)?.silu()?, cache)?;
         y + h
     }
 }
@@ -115,7 +149,10 @@ impl AttentionBlock {
         let (t, c, h, w) = x.dims4()?;
         let qkv = self.to_qkv.forward(&self.norm.forward(x)?)?;
         // [T, 3C, H, W] → [T, 1, HW, 3C]; q, k, v are consecutive channel blocks.
-        let qkv = qkv.reshape((t, 3 * c, h * w))?.transpose(1, 2)?.unsqueeze(1)?;
+        let qkv = qkv
+            .reshape((t, 3 * c, h * w))?
+            .transpose(1, 2)?
+            .unsqueeze(1)?;
         let part = |i: usize| qkv.narrow(D::Minus1, i * self.dim, self.dim)?.contiguous();
         let o = attention(&part(0)?, &part(1)?, &part(2)?, 1.0 / (c as f64).sqrt())?;
         let o = o.squeeze(1)?.transpose(1, 2)?.reshape((t, c, h, w))?;
@@ -146,18 +183,43 @@ pub struct Resample {
 }
 
 impl Resample {
-    pub fn new(dim: usize, mode: ResampleMode, slots: &mut SlotCounter, vb: VarBuilder) -> Result<Self> {
+    pub fn new(
+        dim: usize,
+        mode: ResampleMode,
+        slots: &mut SlotCounter,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         use ResampleMode::*;
         let conv = match mode {
             Upsample2d | Upsample3d => FrameConv::new(dim, dim / 2, 3, 1, 1, vb.pp("resample.1"))?,
             Downsample2d | Downsample3d => FrameConv::new(dim, dim, 3, 0, 2, vb.pp("resample.1"))?,
         };
         let time_conv = match mode {
-            Upsample3d => Some(CausalConv3d::new(dim, 2 * dim, [3, 1, 1], [1, 0, 0], 1, Some(slots), vb.pp("time_conv"))?),
-            Downsample3d => Some(CausalConv3d::new(dim, dim, [3, 1, 1], [0, 0, 0], 2, Some(slots), vb.pp("time_conv"))?),
+            Upsample3d => Some(CausalConv3d::new(
+                dim,
+                2 * dim,
+                [3, 1, 1],
+                [1, 0, 0],
+                1,
+                Some(slots),
+                vb.pp("time_conv"),
+            )?),
+            Downsample3d => Some(CausalConv3d::new(
+                dim,
+                dim,
+                [3, 1, 1],
+                [0, 0, 0],
+                2,
+                Some(slots),
+                vb.pp("time_conv"),
+            )?),
             Upsample2d | Downsample2d => None,
         };
-        Ok(Self { mode, conv, time_conv })
+        Ok(Self {
+            mode,
+            conv,
+            time_conv,
+        })
     }
 
     pub fn forward(&self, x: &Tensor, cache: &mut FeatureCache) -> Result<Tensor> {
@@ -191,7 +253,12 @@ impl Resample {
 
     /// First chunk: frames pass and are remembered; later chunks: a stride-2 valid conv over
     /// the last remembered frame and the chunk.
-    fn downsample_time(&self, x: &Tensor, time_conv: &CausalConv3d, cache: &mut FeatureCache) -> Result<Tensor> {
+    fn downsample_time(
+        &self,
+        x: &Tensor,
+        time_conv: &CausalConv3d,
+        cache: &mut FeatureCache,
+    ) -> Result<Tensor> {
         let Some(slot) = time_conv.slot else {
             return time_conv.forward(x, None);
         };
@@ -212,7 +279,12 @@ impl Resample {
 
     /// First chunk: one frame passes unchanged; later chunks: the causal time conv makes two
     /// frames of each input frame, its first `C` output channels being the earlier one.
-    fn upsample_time(&self, x: &Tensor, time_conv: &CausalConv3d, cache: &mut FeatureCache) -> Result<Tensor> {
+    fn upsample_time(
+        &self,
+        x: &Tensor,
+        time_conv: &CausalConv3d,
+        cache: &mut FeatureCache,
+    ) -> Result<Tensor> {
         let Some(slot) = time_conv.slot else {
             candle_core::bail!("time upsampler without a cache slot");
         };
@@ -224,7 +296,11 @@ impl Resample {
                 return Ok(x.clone());
             }
             CacheSlot::FirstFrameSeen => {
-                let keep = if kept.dim(0)? < 2 { Tensor::cat(&[&kept.zeros_like()?, &kept], 0)? } else { kept };
+                let keep = if kept.dim(0)? < 2 {
+                    Tensor::cat(&[&kept.zeros_like()?, &kept], 0)?
+                } else {
+                    kept
+                };
                 (time_conv.forward(x, None)?, keep)
             }
             CacheSlot::Frames(previous) => {

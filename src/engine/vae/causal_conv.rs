@@ -33,7 +33,9 @@ pub struct FeatureCache {
 
 impl FeatureCache {
     pub fn new(slot_count: usize) -> Self {
-        Self { slots: vec![CacheSlot::Empty; slot_count] }
+        Self {
+            slots: vec![CacheSlot::Empty; slot_count],
+        }
     }
 
     pub fn slot(&self, id: usize) -> &CacheSlot {
@@ -104,7 +106,9 @@ impl CausalConv3d {
         let [kt, kh, kw] = kernel;
         let [pt, ph, pw] = padding;
         if ph != pw {
-            candle_core::bail!("causal conv with unequal spatial padding ({ph}, {pw}) is not supported");
+            candle_core::bail!(
+                "causal conv with unequal spatial padding ({ph}, {pw}) is not supported"
+            );
         }
         let weight = vb.get((out_dim, in_dim, kt, kh, kw), "weight")?;
         let taps = (0..kt)
@@ -146,7 +150,9 @@ impl CausalConv3d {
             let shifted = if self.stride_t == 1 {
                 input.narrow(0, k, out_frames)?
             } else {
-                let ids: Vec<u32> = (0..out_frames).map(|i| (k + i * self.stride_t) as u32).collect();
+                let ids: Vec<u32> = (0..out_frames)
+                    .map(|i| (k + i * self.stride_t) as u32)
+                    .collect();
                 input.index_select(&Tensor::new(ids.as_slice(), input.device())?, 0)?
             };
             let y = shifted.contiguous()?.conv2d(tap, self.pad_hw, 1, 1, 1)?;

@@ -26,7 +26,15 @@ impl Decoder3d {
             .map(|m| cfg.dim * m)
             .collect();
         let temporal_upsample: Vec<bool> = cfg.temperal_downsample.iter().rev().copied().collect();
-        let conv1 = CausalConv3d::new(cfg.z_dim, dims[0], [3, 3, 3], [1, 1, 1], 1, Some(&mut slots), vb.pp("conv1"))?;
+        let conv1 = CausalConv3d::new(
+            cfg.z_dim,
+            dims[0],
+            [3, 3, 3],
+            [1, 1, 1],
+            1,
+            Some(&mut slots),
+            vb.pp("conv1"),
+        )?;
         let middle = Middle::new(dims[0], &mut slots, vb.pp("middle"))?;
         let mut upsamples = Vec::new();
         let layer_vb = |i: usize| vb.pp("upsamples").pp(i);
@@ -39,18 +47,32 @@ impl Decoder3d {
             }
             for _ in 0..cfg.num_res_blocks + 1 {
                 let vb = layer_vb(upsamples.len());
-                upsamples.push(StageLayer::Residual(ResidualBlock::new(in_dim, out_dim, &mut slots, vb)?));
+                upsamples.push(StageLayer::Residual(ResidualBlock::new(
+                    in_dim, out_dim, &mut slots, vb,
+                )?));
                 in_dim = out_dim;
             }
             if stage + 1 != cfg.dim_mult.len() {
-                let mode = if temporal_upsample[stage] { ResampleMode::Upsample3d } else { ResampleMode::Upsample2d };
+                let mode = if temporal_upsample[stage] {
+                    ResampleMode::Upsample3d
+                } else {
+                    ResampleMode::Upsample2d
+                };
                 let vb = layer_vb(upsamples.len());
-                upsamples.push(StageLayer::Resample(Resample::new(out_dim, mode, &mut slots, vb)?));
+                upsamples.push(StageLayer::Resample(Resample::new(
+                    out_dim, mode, &mut slots, vb,
+                )?));
             }
         }
         let last = dims[dims.len() - 1];
         let head = Head::new(last, 3, &mut slots, vb.pp("head"))?;
-        Ok(Self { conv1, middle, upsamples, head, slot_count: slots.count() })
+        Ok(Self {
+            conv1,
+            middle,
+            upsamples,
+            head,
+            slot_count: slots.count(),
+        })
     }
 
     pub fn slot_count(&self) -> usize {

@@ -55,15 +55,29 @@ pub struct Head {
 }
 
 impl Head {
-    pub fn new(in_dim: usize, out_dim: usize, slots: &mut SlotCounter, vb: VarBuilder) -> Result<Self> {
+    pub fn new(
+        in_dim: usize,
+        out_dim: usize,
+        slots: &mut SlotCounter,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         Ok(Self {
             norm_0: ChannelNorm::new(in_dim, true, vb.pp("0"))?,
-            conv_2: CausalConv3d::new(in_dim, out_dim, [3, 3, 3], [1, 1, 1], 1, Some(slots), vb.pp("2"))?,
+            conv_2: CausalConv3d::new(
+                in_dim,
+                out_dim,
+                [3, 3, 3],
+                [1, 1, 1],
+                1,
+                Some(slots),
+                vb.pp("2"),
+            )?,
         })
     }
 
     pub fn forward(&self, x: &Tensor, cache: &mut FeatureCache) -> Result<Tensor> {
-        self.conv_2.forward_cached(&self.norm_0.forward(x)?.silu()?, cache)
+        self.conv_2
+            .forward_cached(&self.norm_0.forward(x)?.silu()?, cache)
     }
 }
 
@@ -79,16 +93,28 @@ pub struct Encoder3d {
 impl Encoder3d {
     pub fn new(cfg: &VaeConfig, vb: VarBuilder) -> Result<Self> {
         let mut slots = SlotCounter::default();
-        let dims: Vec<usize> =
-            std::iter::once(1).chain(cfg.dim_mult.iter().copied()).map(|m| cfg.dim * m).collect();
-        let conv1 = CausalConv3d::new(3, dims[0], [3, 3, 3], [1, 1, 1], 1, Some(&mut slots), vb.pp("conv1"))?;
+        let dims: Vec<usize> = std::iter::once(1)
+            .chain(cfg.dim_mult.iter().copied())
+            .map(|m| cfg.dim * m)
+            .collect();
+        let conv1 = CausalConv3d::new(
+            3,
+            dims[0],
+            [3, 3, 3],
+            [1, 1, 1],
+            1,
+            Some(&mut slots),
+            vb.pp("conv1"),
+        )?;
         let mut downsamples = Vec::new();
         let layer_vb = |i: usize| vb.pp("downsamples").pp(i);
         for (stage, pair) in dims.windows(2).enumerate() {
             let (mut in_dim, out_dim) = (pair[0], pair[1]);
             for _ in 0..cfg.num_res_blocks {
                 let vb = layer_vb(downsamples.len());
-                downsamples.push(StageLayer::Residual(ResidualBlock::new(in_dim, out_dim, &mut slots, vb)?));
+                downsamples.push(StageLayer::Residual(ResidualBlock::new(
+                    in_dim, out_dim, &mut slots, vb,
+                )?));
                 in_dim = out_dim;
             }
             if stage + 1 != cfg.dim_mult.len() {
@@ -98,13 +124,21 @@ impl Encoder3d {
                     ResampleMode::Downsample2d
                 };
                 let vb = layer_vb(downsamples.len());
-                downsamples.push(StageLayer::Resample(Resample::new(out_dim, mode, &mut slots, vb)?));
+                downsamples.push(StageLayer::Resample(Resample::new(
+                    out_dim, mode, &mut slots, vb,
+                )?));
             }
         }
         let top = dims[dims.len() - 1];
         let middle = Middle::new(top, &mut slots, vb.pp("middle"))?;
         let head = Head::new(top, 2 * cfg.z_dim, &mut slots, vb.pp("head"))?;
-        Ok(Self { conv1, downsamples, middle, head, slot_count: slots.count() })
+        Ok(Self {
+            conv1,
+            downsamples,
+            middle,
+            head,
+            slot_count: slots.count(),
+        })
     }
 
     pub fn slot_count(&self) -> usize {

@@ -98,7 +98,11 @@ impl WanVae {
     pub fn decode_unclamped(&self, latent: &Tensor) -> Result<Tensor> {
         let (c, t, _, _) = latent.dims4()?;
         if c != self.cfg.z_dim || t == 0 {
-            candle_core::bail!("VAE decode expects [{}, t>0, h, w], got {:?}", self.cfg.z_dim, latent.dims());
+            candle_core::bail!(
+                "VAE decode expects [{}, t>0, h, w], got {:?}",
+                self.cfg.z_dim,
+                latent.dims()
+            );
         }
         let z = latent.to_dtype(DType::F32)?.transpose(0, 1)?.contiguous()?; // [t, z, h, w]
         // The reference divides by the stored reciprocal rather than multiplying by std.
