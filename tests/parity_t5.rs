@@ -2,7 +2,7 @@
 
 mod common;
 
-use candle_core::DType;
+use candle_core::{DType, Device, IndexOp};
 use common::*;
 use vaced::engine::config::T5Config;
 use vaced::engine::text::Umt5Encoder;
@@ -17,5 +17,16 @@ fn parity_umt5_encoder_matches_reference() {
         let ids = get(&io, "ids").to_dtype(DType::U32).unwrap();
         let out = encoder.forward(&ids, get(&io, "mask")).unwrap();
         assert_rel(&format!("{case} out"), &out, get(&io, "out"), REL_TOL);
+
+        // The pipeline encodes each prompt alone, without padding: its rows must equal the
+        // real rows of the padded batch.
+        let lengths: Vec<f32> = get(&io, "mask").sum(1).unwrap().to_vec1().unwrap();
+        for (row, len) in lengths.iter().enumerate() {
+            let len = *len as usize;
+            let row_ids: Vec<u32> = ids.i((row, ..len)).unwrap().to_vec1().unwrap();
+            let alone = encoder.encode(&row_ids, &Device::Cpu).unwrap();
+            let padded = get(&io, "out").i((row, ..len)).unwrap();
+            assert_rel(&format!("{case} row {row} encoded alone"), &alone, &padded, REL_TOL);
+        }
     }
 }
