@@ -26,7 +26,12 @@ fn parity_umt5_encoder_matches_reference() {
             let row_ids: Vec<u32> = ids.i((row, ..len)).unwrap().to_vec1().unwrap();
             let alone = encoder.encode(&row_ids, &Device::Cpu).unwrap();
             let padded = get(&io, "out").i((row, ..len)).unwrap();
-            assert_rel(&format!("{case} row {row} encoded alone"), &alone, &padded, REL_TOL);
+            assert_rel(
+                &format!("{case} row {row} encoded alone"),
+                &alone,
+                &padded,
+                REL_TOL,
+            );
         }
     }
 }
