@@ -5,4 +5,7 @@
 
 pub mod cli;
 pub mod engine;
+pub mod manifest;
 pub mod media;
+pub mod outbox;
+pub mod render;

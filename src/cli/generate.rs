@@ -15,6 +15,7 @@ use crate::engine::preset::{ModelSource, Preset};
 use crate::engine::scheduler::SolverKind;
 use crate::engine::text::DEFAULT_NEGATIVE_PROMPT;
 use crate::media::frames;
+use crate::outbox::PartialFolder;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -201,37 +202,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes everything into a hidden sibling folder, then renames it into place, so `out`
-/// either holds a complete result or does not exist.
+/// Writes everything into a partial folder that is renamed into place when complete.
 fn write_result(
     out: &Path,
     video: &candle_core::Tensor,
     latent: &candle_core::Tensor,
     record: &Record,
 ) -> anyhow::Result<()> {
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let name = out
-        .file_name()
-        .context("--out needs a folder name")?
-        .to_string_lossy();
-    let partial = parent.join(format!(".{name}.partial-{}", std::process::id()));
-    let result = (|| -> anyhow::Result<()> {
-        std::fs::create_dir(&partial).with_context(|| format!("creating {}", partial.display()))?;
-        frames::write_png_sequence(&frames::to_rgb8(video)?, &partial)?;
-        latent
-            .save_safetensors("latent", partial.join("latent.safetensors"))
-            .context("writing latent.safetensors")?;
-        let json = serde_json::to_string_pretty(record)?;
-        std::fs::write(partial.join("generation.json"), json).context("writing generation.json")?;
-        std::fs::rename(&partial, out)
-            .with_context(|| format!("moving the result to {}", out.display()))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&partial);
-    }
-    result
+    let folder = PartialFolder::begin(out)?;
+    frames::write_png_sequence(&frames::to_rgb8(video)?, &folder.path(""))?;
+    latent
+        .save_safetensors("latent", folder.path("latent.safetensors"))
+        .context("writing latent.safetensors")?;
+    folder.write(
+        "generation.json",
+        serde_json::to_string_pretty(record)?.as_bytes(),
+    )?;
+    folder.publish()?;
+    Ok(())
 }

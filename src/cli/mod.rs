@@ -3,6 +3,11 @@
 mod check_model;
 mod device;
 mod generate;
+mod job_model;
+mod job_plan;
+mod progress;
+mod render;
+mod validate;
 
 use clap::{Parser, Subcommand};
 
@@ -18,6 +23,12 @@ pub struct Cli {
 enum Command {
     /// Generate one video from a prompt and write its frames as PNG files.
     Generate(generate::Args),
+    /// Render one job folder (job.json plus media) into a result folder.
+    Render(render::Args),
+    /// Check a job folder as a render would, and print what it would do.
+    Validate(validate::Args),
+    /// Print the JSON Schema of job.json.
+    Schema,
     /// Check a downloaded Wan2.1-VACE folder: every file, tensor name, shape and dtype.
     CheckModel(check_model::Args),
 }
@@ -33,6 +44,12 @@ pub fn run() -> anyhow::Result<()> {
         .init();
     match cli.command {
         Command::Generate(args) => generate::run(args),
+        Command::Render(args) => render::run(args),
+        Command::Validate(args) => validate::run(args),
+        Command::Schema => {
+            print!("{}", crate::manifest::schema_json());
+            Ok(())
+        }
         Command::CheckModel(args) => check_model::run(args),
     }
 }

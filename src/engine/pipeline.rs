@@ -126,6 +126,11 @@ fn phase<T>(
 }
 
 impl Pipeline {
+    /// The dtype the DiT's linear layers compute in.
+    pub fn dit_dtype(&self) -> DType {
+        self.dit.dtype()
+    }
+
     /// Generates one video. The observer sees every phase and step and may cancel between
     /// steps.
     pub fn generate(

@@ -31,6 +31,10 @@ impl PatchEmbedding {
         })
     }
 
+    pub fn dtype(&self) -> DType {
+        self.weight.dtype()
+    }
+
     /// The token grid a latent of shape `[C, F, H, W]` produces.
     pub fn grid(&self, latent: &Tensor) -> Result<TokenGrid> {
         let (c, f, h, w) = latent.dims4()?;

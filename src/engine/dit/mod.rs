@@ -176,6 +176,11 @@ impl WanModel {
         &self.device
     }
 
+    /// The dtype of the linear layers (the compute dtype).
+    pub fn dtype(&self) -> DType {
+        self.patch_embedding.dtype()
+    }
+
     /// Embeds a prompt's encoder states `[Lc, text_dim]` (trimmed to the real tokens) and
     /// precomputes every block's cross-attention keys and values.
     pub fn text_condition(&self, context: &Tensor) -> Result<TextCondition> {

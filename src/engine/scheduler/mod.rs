@@ -19,7 +19,9 @@ pub use unipc::UniPcSolver;
 pub const NUM_TRAIN_TIMESTEPS: usize = 1000;
 
 /// Which solver samples a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 pub enum SolverKind {
     /// `FlowUniPCMultistepScheduler`, order 2, bh2, with the UniC corrector.
     #[default]
