@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,9 +13,7 @@ use candle_nn::VarBuilder;
 use common::*;
 use tempfile::TempDir;
 use vaced::engine::checkpoint::{self, Access, LoadError, ModelDir, TensorFiles};
-use vaced::engine::conditioning::{VaceInputs, vace_context};
 use vaced::engine::config::{DitConfig, T5Config};
-use vaced::engine::pipeline::{self, SamplingParams};
 use vaced::engine::random_weights::RandomWeights;
 use vaced::engine::text::{EOS_ID, Umt5Encoder};
 
@@ -131,32 +128,7 @@ fn assemble() -> TempDir {
 fn final_latent_of(model_dir: &ModelDir) -> (Tensor, Tensor) {
     let dit = model_dir.load_dit(&cpu(), DType::F32).unwrap();
     let vae = model_dir.load_vae(&cpu()).unwrap();
-    let meta = json(PIPELINE);
-    let io = io(PIPELINE);
-    let inputs = VaceInputs {
-        frames: get(&io, "src_video").clone(),
-        mask: get(&io, "src_mask").clone(),
-        refs: vec![get(&io, "ref_image").clone()],
-    };
-    let params = SamplingParams {
-        steps: meta["steps"].as_u64().unwrap() as usize,
-        shift: meta["shift"].as_f64().unwrap(),
-        guide_scale: meta["guide_scale"].as_f64().unwrap(),
-        context_scale: meta["context_scale"].as_f64().unwrap(),
-        ..SamplingParams::default()
-    };
-    let z = vace_context(&vae, &inputs).unwrap();
-    let latent = pipeline::sample(
-        &dit,
-        &z,
-        get(&io, "context"),
-        get(&io, "context_null"),
-        get(&io, "noise").clone(),
-        &params,
-        &mut |_| ControlFlow::Continue(()),
-    )
-    .unwrap();
-    let video = pipeline::decode(&vae, &latent, 1).unwrap();
+    let (latent, video, _) = run_pipeline_case(PIPELINE, &dit, &vae);
     (latent, video)
 }
 

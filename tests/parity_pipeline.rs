@@ -3,16 +3,12 @@
 
 mod common;
 
-use std::ops::ControlFlow;
-
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use common::*;
-use vaced::engine::conditioning::{VaceInputs, encode_frames, encode_masks, vace_context};
+use vaced::engine::conditioning::{encode_frames, encode_masks};
 use vaced::engine::config::{DitConfig, VaeConfig};
 use vaced::engine::dit::WanModel;
-use vaced::engine::pipeline::{self, SamplingParams};
-use vaced::engine::scheduler::SolverKind;
 use vaced::engine::vae::WanVae;
 
 #[test]
@@ -27,11 +23,7 @@ fn parity_pipeline_tiny_generation_matches_reference() {
         let vae = WanVae::new(&vae_cfg, vb.pp("vae")).unwrap();
         let io = io(&case);
 
-        let inputs = VaceInputs {
-            frames: get(&io, "src_video").clone(),
-            mask: get(&io, "src_mask").clone(),
-            refs: vec![get(&io, "ref_image").clone()],
-        };
+        let (inputs, params) = pipeline_case_inputs(&case);
         let frames_latent = encode_frames(&vae, &inputs).unwrap();
         assert_rel(
             &format!("{case} vace_frames_latent"),
@@ -48,28 +40,7 @@ fn parity_pipeline_tiny_generation_matches_reference() {
             REL_TOL,
         );
 
-        let params = SamplingParams {
-            steps: meta["steps"].as_u64().unwrap() as usize,
-            shift: meta["shift"].as_f64().unwrap(),
-            guide_scale: meta["guide_scale"].as_f64().unwrap(),
-            context_scale: meta["context_scale"].as_f64().unwrap(),
-            solver: SolverKind::UniPc,
-        };
-        let z = vace_context(&vae, &inputs).unwrap();
-        let mut steps_seen = 0;
-        let latent = pipeline::sample(
-            &dit,
-            &z,
-            get(&io, "context"),
-            get(&io, "context_null"),
-            get(&io, "noise").clone(),
-            &params,
-            &mut |_| {
-                steps_seen += 1;
-                ControlFlow::Continue(())
-            },
-        )
-        .unwrap();
+        let (latent, video, steps_seen) = run_pipeline_case(&case, &dit, &vae);
         assert_eq!(steps_seen, params.steps);
         assert_rel(
             &format!("{case} final_latent"),
@@ -77,7 +48,6 @@ fn parity_pipeline_tiny_generation_matches_reference() {
             get(&io, "final_latent"),
             PIPELINE_LATENT_REL_TOL,
         );
-        let video = pipeline::decode(&vae, &latent, inputs.refs.len()).unwrap();
         assert_abs(
             &format!("{case} video"),
             &video,

@@ -11,65 +11,8 @@ use ffmpeg_next::util::color;
 
 use super::encode::{VideoSpec, write_video};
 use super::error::Error;
-use super::frame::Frame;
+use super::test_clip::{FRAMES, HEIGHT, WIDTH, clip, which};
 use super::video::{FramePick, decode, probe};
-
-const WIDTH: usize = 64;
-const HEIGHT: usize = 48;
-const FRAMES: usize = 32;
-
-/// Frame k's colour: far from its neighbours in every channel.
-fn colour(k: usize) -> [u8; 3] {
-    [(8 * k) as u8, (255 - 8 * k) as u8, ((k * 97) % 256) as u8]
-}
-
-/// Frame k: flat `colour(k)` with a black 16×16 square at the top left.
-fn clip() -> Vec<Frame> {
-    (0..FRAMES)
-        .map(|k| {
-            let mut frame = Frame::filled(WIDTH, HEIGHT, colour(k));
-            for y in 0..16 {
-                for x in 0..16 {
-                    let at = (y * WIDTH + x) * 3;
-                    frame.rgb[at..at + 3].copy_from_slice(&[0, 0, 0]);
-                }
-            }
-            frame
-        })
-        .collect()
-}
-
-/// Which source frame `frame` shows: the nearest colour in the bottom-right quadrant.
-fn which(frame: &Frame) -> usize {
-    assert_eq!((frame.width, frame.height), (WIDTH, HEIGHT));
-    let mut sum = [0f64; 3];
-    let mut n = 0.0;
-    for y in 28..44 {
-        for x in 36..60 {
-            let px = frame.pixel(x, y);
-            for c in 0..3 {
-                sum[c] += px[c] as f64;
-            }
-            n += 1.0;
-        }
-    }
-    let mean = sum.map(|s| s / n);
-    let distance = |k: usize| -> f64 {
-        let c = colour(k);
-        (0..3).map(|i| (mean[i] - c[i] as f64).powi(2)).sum()
-    };
-    let best = (0..FRAMES)
-        .min_by(|&a, &b| distance(a).total_cmp(&distance(b)))
-        .unwrap();
-    assert!(
-        distance(best) < 8.0 * 8.0,
-        "mean {mean:?} is far from every source colour (nearest {best})"
-    );
-    // The square stays top left: rows are not flipped nor columns mirrored.
-    let corner = frame.pixel(6, 6);
-    assert!(corner.iter().all(|&c| c < 40), "corner {corner:?}");
-    best
-}
 
 struct Case {
     file: &'static str,

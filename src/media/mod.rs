@@ -13,6 +13,8 @@ pub mod frames;
 mod libav;
 pub mod resize;
 pub mod still;
+#[doc(hidden)]
+pub mod test_clip;
 mod timeline;
 pub mod video;
 

@@ -135,3 +135,56 @@ pub fn assert_abs(what: &str, got: &Tensor, want: &Tensor, tol: f64) {
     );
     eprintln!("{what}: largest abs difference {max_abs:.2e}, relative error {rel:.2e}");
 }
+
+/// A pipeline case's pixel inputs (the reference image only when the case has one) and
+/// its sampling settings.
+pub fn pipeline_case_inputs(
+    case: &str,
+) -> (
+    vaced::engine::conditioning::VaceInputs,
+    vaced::engine::pipeline::SamplingParams,
+) {
+    let meta = json(case);
+    let io = io(case);
+    let inputs = vaced::engine::conditioning::VaceInputs {
+        frames: get(&io, "src_video").clone(),
+        mask: get(&io, "src_mask").clone(),
+        refs: io.get("ref_image").cloned().into_iter().collect(),
+    };
+    let params = vaced::engine::pipeline::SamplingParams {
+        steps: meta["steps"].as_u64().unwrap() as usize,
+        shift: meta["shift"].as_f64().unwrap(),
+        guide_scale: meta["guide_scale"].as_f64().unwrap(),
+        context_scale: meta["context_scale"].as_f64().unwrap(),
+        solver: vaced::engine::scheduler::SolverKind::UniPc,
+    };
+    (inputs, params)
+}
+
+/// Runs a pipeline case's whole generation with the given models from the case's noise and
+/// text states; returns the final latent, the decoded video and the steps observed.
+pub fn run_pipeline_case(
+    case: &str,
+    dit: &vaced::engine::dit::WanModel,
+    vae: &vaced::engine::vae::WanVae,
+) -> (Tensor, Tensor, usize) {
+    let io = io(case);
+    let (inputs, params) = pipeline_case_inputs(case);
+    let z = vaced::engine::conditioning::vace_context(vae, &inputs).unwrap();
+    let mut steps_seen = 0;
+    let latent = vaced::engine::pipeline::sample(
+        dit,
+        &z,
+        get(&io, "context"),
+        get(&io, "context_null"),
+        get(&io, "noise").clone(),
+        &params,
+        &mut |_| {
+            steps_seen += 1;
+            std::ops::ControlFlow::Continue(())
+        },
+    )
+    .unwrap();
+    let video = vaced::engine::pipeline::decode(vae, &latent, inputs.refs.len()).unwrap();
+    (latent, video, steps_seen)
+}
