@@ -4,8 +4,14 @@
 //! the model, `cli` is the command line.
 
 pub mod cli;
+pub mod config;
+pub mod daemon;
 pub mod engine;
+pub mod intake;
+pub mod mail;
 pub mod manifest;
 pub mod media;
 pub mod outbox;
+pub mod queue;
 pub mod render;
+pub mod worker;

@@ -89,7 +89,9 @@ pub struct JobManifest {
 }
 
 /// Models a job can ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 pub enum ModelName {
     /// Wan2.1-VACE-1.3B (832x480 and 480x832).
     #[serde(rename = "vace-1.3b")]

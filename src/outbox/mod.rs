@@ -141,6 +141,84 @@ impl Drop for PartialFolder {
     }
 }
 
+/// Moves a finished folder to `dest` so that it appears whole: a `rename` on one file
+/// system; across file systems a copy into a hidden sibling of `dest`, a rename, then the
+/// source is removed.
+pub fn publish_dir(src: &Path, dest: &Path) -> Result<(), Error> {
+    if dest.exists() {
+        return Err(Error::Exists(dest.to_owned()));
+    }
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|source| Error::Io {
+        path: parent.to_owned(),
+        source,
+    })?;
+    match std::fs::rename(src, dest) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {}
+        Err(source) => {
+            return Err(Error::Io {
+                path: dest.to_owned(),
+                source,
+            });
+        }
+    }
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let partial = parent.join(format!(".{name}.partial-{}", std::process::id()));
+    copy_tree(src, &partial).map_err(|source| Error::Io {
+        path: partial.clone(),
+        source,
+    })?;
+    std::fs::rename(&partial, dest).map_err(|source| Error::Io {
+        path: dest.to_owned(),
+        source,
+    })?;
+    std::fs::remove_dir_all(src).map_err(|source| Error::Io {
+        path: src.to_owned(),
+        source,
+    })
+}
+
+fn copy_tree(src: &Path, dest: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dest)?;
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        let to = dest.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &to)?;
+        } else {
+            std::fs::copy(entry.path(), &to)?;
+        }
+    }
+    Ok(())
+}
+
+/// A free name for a job's result: `name` when neither the outbox nor the failed folder
+/// has it (nor a status file), else `name-<suffix>`. Never overwrites.
+pub fn free_name(name: &str, suffix: &str, folders: &[&Path]) -> String {
+    let taken = |candidate: &str| {
+        folders.iter().any(|f| {
+            f.join(candidate).exists() || f.join(format!("{candidate}.status.json")).exists()
+        })
+    };
+    if !taken(name) {
+        return name.to_owned();
+    }
+    let mut candidate = format!("{name}-{suffix}");
+    let mut n = 2;
+    while taken(&candidate) {
+        candidate = format!("{name}-{suffix}-{n}");
+        n += 1;
+    }
+    candidate
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,7 +32,7 @@ const CONTACT_SHEET_COLUMNS: usize = 4;
 const CONTACT_SHEET_THUMB_WIDTH_PX: usize = 320;
 
 /// The stages of a render, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     DecodeInputs,
