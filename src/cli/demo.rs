@@ -176,3 +176,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_demo_folder_is_cleared_and_any_other_folder_refused() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let dir = tmp.path().join("demo");
+        prepare(&dir).unwrap();
+        std::fs::write(dir.join("outbox/old-result"), b"x").unwrap();
+        prepare(&dir).unwrap();
+        assert!(!dir.join("outbox/old-result").exists());
+        assert!(dir.join("inbox").is_dir() && dir.join(MARKER).is_file());
+        let mine = tmp.path().join("mine");
+        std::fs::create_dir(&mine).unwrap();
+        std::fs::write(mine.join("precious"), b"x").unwrap();
+        assert!(
+            prepare(&mine)
+                .unwrap_err()
+                .to_string()
+                .contains("not made by `vaced demo`")
+        );
+        assert!(mine.join("precious").exists());
+    }
+}

@@ -28,8 +28,24 @@ struct Loaded {
     pipeline: Pipeline,
 }
 
+/// Makes the kernel kill this process when its parent (the daemon) dies, even by SIGKILL: a
+/// worker left behind would keep rendering a job the restarted daemon gives to a new
+/// worker. False when the parent is already gone.
+fn die_with_parent() -> bool {
+    let parent = std::os::unix::process::parent_id();
+    // Safety: prctl with PR_SET_PDEATHSIG only sets a signal number for this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+    // The parent may have died before the call above took effect.
+    std::os::unix::process::parent_id() == parent && parent != 1
+}
+
 /// Runs the worker until the daemon closes stdin.
 pub fn run(device_name: &str) -> anyhow::Result<()> {
+    if !die_with_parent() {
+        anyhow::bail!("the daemon that started this worker is gone");
+    }
     let device = crate::cli::device::open(device_name)?;
     let dtype = crate::cli::device::compute_dtype(&device);
     let cancel = Arc::new(AtomicBool::new(false));
@@ -50,6 +66,8 @@ pub fn run(device_name: &str) -> anyhow::Result<()> {
                 Err(e) => tracing::error!(%line, error = %e, "unreadable command from the daemon"),
             }
         }
+        // The daemon is gone: stop the running job at its next step.
+        reader_cancel.store(true, Ordering::SeqCst);
     });
     send(&FromWorker::Ready {
         device: device_name.to_owned(),

@@ -41,8 +41,13 @@ impl Env {
         );
         std::fs::create_dir_all(&inbox).unwrap();
         let config = root.path().join("vaced.toml");
+        // Top-level keys of `extra` must come before the first table; its tables go last.
+        let (top, tables) = match extra.find('[') {
+            Some(cut) => extra.split_at(cut),
+            None => (extra, ""),
+        };
         let text = format!(
-            "state_dir = \"{}\"\noutbox = \"{}\"\nfailed = \"{}\"\ndevices = [\"cpu\"]\n\n[models]\ndefault = \"tiny\"\n\n[[inbox]]\npath = \"{}\"\npoll_interval = \"200ms\"\nsettle = \"1500ms\"\nnotify = [\"ops@studio.example\"]\n\n{extra}\n",
+            "{top}\nstate_dir = \"{}\"\noutbox = \"{}\"\nfailed = \"{}\"\ndevices = [\"cpu\"]\n\n[models]\ndefault = \"tiny\"\n\n[[inbox]]\npath = \"{}\"\npoll_interval = \"200ms\"\nsettle = \"1500ms\"\nnotify = [\"ops@studio.example\"]\n\n{tables}\n",
             state.display(),
             outbox.display(),
             failed.display(),
