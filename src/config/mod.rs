@@ -412,7 +412,7 @@ mod tests {
                 "not a duration",
             ),
             (
-                format!("{base}devices = [\"gpu0\"]\n[[inbox]]\npath = \"i\"\n"),
+                format!("devices = [\"gpu0\"]\n{base}[[inbox]]\npath = \"i\"\n"),
                 "cuda:N",
             ),
             (format!("{base}[[inbox]]\npath = \"o/in\"\n"), "overlap"),
