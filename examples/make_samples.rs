@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use vaced::media::Frame;
-use vaced::media::encode::{Mp4Settings, write_mp4, write_png};
+use vaced::media::{Mp4Settings, write_mp4, write_png};
 
 const WIDTH: usize = 128;
 const HEIGHT: usize = 80;

@@ -3,8 +3,10 @@
 //! Modules follow the data flow: `media` turns files into tensors and back, `engine` runs
 //! the model, `cli` is the command line.
 
+pub mod bench;
 pub mod cli;
 pub mod config;
+#[cfg(feature = "ffmpeg")]
 pub mod daemon;
 pub mod engine;
 pub mod intake;
@@ -13,5 +15,7 @@ pub mod manifest;
 pub mod media;
 pub mod outbox;
 pub mod queue;
+#[cfg(feature = "ffmpeg")]
 pub mod render;
+#[cfg(feature = "ffmpeg")]
 pub mod worker;

@@ -1,5 +1,6 @@
 //! `vaced demo`, the README's run command: the samples go through the real daemon and come
 //! out rendered and mailed.
+#![cfg(feature = "ffmpeg")]
 
 use std::process::Command;
 

@@ -1,5 +1,6 @@
 //! The daemon end to end, driven like a user: job folders dropped into its inbox come out
 //! in the outbox (or the failed folder) with a mail, and bad jobs never stop it.
+#![cfg(feature = "ffmpeg")]
 
 mod daemon_common;
 

@@ -1,5 +1,6 @@
 //! Mail when the SMTP server is down: the job still finishes, the mail waits in the queue
 //! database (across a daemon crash) and is delivered once the server is back.
+#![cfg(feature = "ffmpeg")]
 
 mod daemon_common;
 

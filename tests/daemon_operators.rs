@@ -1,5 +1,6 @@
 //! What an operator does to a running daemon: start it paused, look at the queue, cancel,
 //! retry, resume, and cancel a job while it runs.
+#![cfg(feature = "ffmpeg")]
 
 mod daemon_common;
 

@@ -1,6 +1,7 @@
 //! Crashes: the daemon killed with SIGKILL while a job generates, or a worker killed under
 //! its job. The job is finished by a later attempt, exactly once; a job that keeps killing
 //! its worker fails as a suspected poison pill; the daemon never goes down with a worker.
+#![cfg(feature = "ffmpeg")]
 
 mod daemon_common;
 

@@ -1,5 +1,6 @@
 //! Two daemons on one machine watching the same inbox: every job is rendered by exactly
 //! one of them.
+#![cfg(feature = "ffmpeg")]
 
 mod daemon_common;
 

@@ -1,4 +1,5 @@
 //! Stills, resizing, previews and the encoder's refusals through the public `media` API.
+#![cfg(feature = "ffmpeg")]
 
 mod media_common;
 

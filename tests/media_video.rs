@@ -1,5 +1,6 @@
 //! Videos and image sequences through the public `media` API: write a synthetic clip as
 //! H.264 MP4, probe it, decode it with both frame picks, and break it in the ways users do.
+#![cfg(feature = "ffmpeg")]
 
 mod media_common;
 

@@ -30,26 +30,26 @@ fn parity_dit_forward_matches_reference() {
             &format!("{case} patch_embed"),
             trace.patch_embed.as_ref().unwrap(),
             get(&io, "patch_embed"),
-            REL_TOL,
+            tolerance(REL_TOL, BF16_REL_TOL),
         );
         assert_rel(
             &format!("{case} time_projection"),
             trace.time_projection.as_ref().unwrap(),
             get(&io, "time_projection"),
-            REL_TOL,
+            tolerance(REL_TOL, BF16_REL_TOL),
         );
         assert_rel(
             &format!("{case} text_embed"),
             trace.text_embed.as_ref().unwrap(),
             get(&io, "text_embed"),
-            REL_TOL,
+            tolerance(REL_TOL, BF16_REL_TOL),
         );
         for (j, hint) in trace.hints.iter().enumerate() {
             assert_rel(
                 &format!("{case} hint.{j}"),
                 hint,
                 get(&io, &format!("hint.{j}")),
-                REL_TOL,
+                tolerance(REL_TOL, BF16_REL_TOL),
             );
         }
         for (i, block) in trace.block_outs.iter().enumerate() {
@@ -57,9 +57,14 @@ fn parity_dit_forward_matches_reference() {
                 &format!("{case} block_out.{i}"),
                 block,
                 get(&io, &format!("block_out.{i}")),
-                REL_TOL,
+                tolerance(REL_TOL, BF16_REL_TOL),
             );
         }
-        assert_rel(&format!("{case} out"), &out, get(&io, "out"), REL_TOL);
+        assert_rel(
+            &format!("{case} out"),
+            &out,
+            get(&io, "out"),
+            tolerance(REL_TOL, BF16_REL_TOL),
+        );
     }
 }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use candle_core::{DType, Device, IndexOp};
+use candle_core::{DType, IndexOp};
 use common::*;
 use vaced::engine::config::T5Config;
 use vaced::engine::text::Umt5Encoder;
@@ -16,7 +16,7 @@ fn parity_umt5_encoder_matches_reference() {
         let io = io(&case);
         let ids = get(&io, "ids").to_dtype(DType::U32).unwrap();
         let out = encoder.forward(&ids, get(&io, "mask")).unwrap();
-        assert_rel(&format!("{case} out"), &out, get(&io, "out"), REL_TOL);
+        assert_t5_close(&format!("{case} out"), &out, get(&io, "out"));
 
         // The pipeline encodes each prompt alone, without padding: its rows must equal the
         // real rows of the padded batch.
@@ -24,14 +24,9 @@ fn parity_umt5_encoder_matches_reference() {
         for (row, len) in lengths.iter().enumerate() {
             let len = *len as usize;
             let row_ids: Vec<u32> = ids.i((row, ..len)).unwrap().to_vec1().unwrap();
-            let alone = encoder.encode(&row_ids, &Device::Cpu).unwrap();
+            let alone = encoder.encode(&row_ids, &test_device()).unwrap();
             let padded = get(&io, "out").i((row, ..len)).unwrap();
-            assert_rel(
-                &format!("{case} row {row} encoded alone"),
-                &alone,
-                &padded,
-                REL_TOL,
-            );
+            assert_t5_close(&format!("{case} row {row} encoded alone"), &alone, &padded);
         }
     }
 }

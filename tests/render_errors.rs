@@ -1,5 +1,6 @@
 //! Bad jobs are refused by `vaced render` and `vaced validate` with a specific message, and
 //! leave nothing behind in the output location.
+#![cfg(feature = "ffmpeg")]
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -1,5 +1,6 @@
 //! Every sample job rendered by the real binary with the tiny model: the MP4 is decoded and
 //! checked against the manifest, the side files exist, and the report reproduces the run.
+#![cfg(feature = "ffmpeg")]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,17 +1,27 @@
 //! The command line: parsing, logging set-up and dispatch to one module per command.
 
+#[cfg(feature = "ffmpeg")]
 mod admin;
+mod bench;
 mod check_model;
+#[cfg(feature = "ffmpeg")]
 mod demo;
 pub(crate) mod device;
 mod generate;
+#[cfg(feature = "ffmpeg")]
 mod job_model;
+#[cfg(feature = "ffmpeg")]
 mod job_plan;
+#[cfg(feature = "ffmpeg")]
 mod operator;
+#[cfg(feature = "ffmpeg")]
 mod progress;
+#[cfg(feature = "ffmpeg")]
 mod render;
+#[cfg(feature = "ffmpeg")]
 mod run;
 mod submit;
+#[cfg(feature = "ffmpeg")]
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -26,10 +36,13 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    #[cfg(feature = "ffmpeg")]
     /// Run the daemon: watch inboxes, render jobs on the workers, publish, e-mail.
     Run(run::DaemonArgs),
+    #[cfg(feature = "ffmpeg")]
     /// Start a scratch daemon with the tiny model, render the sample jobs, say where they are.
     Demo(demo::Args),
+    #[cfg(feature = "ffmpeg")]
     /// Show the queue of a daemon: states, progress, times.
     Status {
         #[command(flatten)]
@@ -38,6 +51,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    #[cfg(feature = "ffmpeg")]
     /// Cancel a queued or running job (running jobs stop at their next step).
     Cancel {
         #[arg(value_parser = operator::job_id)]
@@ -45,6 +59,7 @@ enum Command {
         #[command(flatten)]
         target: operator::Target,
     },
+    #[cfg(feature = "ffmpeg")]
     /// Put a failed or cancelled job back in the queue.
     Retry {
         #[arg(value_parser = operator::job_id)]
@@ -52,18 +67,23 @@ enum Command {
         #[command(flatten)]
         target: operator::Target,
     },
+    #[cfg(feature = "ffmpeg")]
     /// Stop starting new jobs (running ones finish).
     Pause(operator::Target),
+    #[cfg(feature = "ffmpeg")]
     /// Start jobs again.
     Resume(operator::Target),
     /// Copy a job folder into an inbox so that it appears complete at once.
     Submit(submit::Args),
+    #[cfg(feature = "ffmpeg")]
     /// Configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    #[cfg(feature = "ffmpeg")]
     /// The queue database.
     #[command(subcommand)]
     Db(DbCommand),
+    #[cfg(feature = "ffmpeg")]
     /// A GPU worker process (started by the daemon).
     #[command(hide = true)]
     Worker {
@@ -72,22 +92,28 @@ enum Command {
     },
     /// Generate one video from a prompt and write its frames as PNG files.
     Generate(generate::Args),
+    #[cfg(feature = "ffmpeg")]
     /// Render one job folder (job.json plus media) into a result folder.
     Render(render::Args),
+    #[cfg(feature = "ffmpeg")]
     /// Check a job folder as a render would, and print what it would do.
     Validate(validate::Args),
+    /// Time the engine at real shapes with random weights (JSON).
+    Bench(bench::Args),
     /// Print the JSON Schema of job.json.
     Schema,
     /// Check a downloaded Wan2.1-VACE folder: every file, tensor name, shape and dtype.
     CheckModel(check_model::Args),
 }
 
+#[cfg(feature = "ffmpeg")]
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// Validate a configuration (and flags) and print what it means.
     Check(run::DaemonArgs),
 }
 
+#[cfg(feature = "ffmpeg")]
 #[derive(Debug, Subcommand)]
 enum DbCommand {
     /// Rebuild the queue database from the job folders in the state folder.
@@ -140,26 +166,39 @@ pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging();
     match cli.command {
+        #[cfg(feature = "ffmpeg")]
         Command::Run(args) => run::run(args),
+        #[cfg(feature = "ffmpeg")]
         Command::Demo(args) => demo::run(args),
+        #[cfg(feature = "ffmpeg")]
         Command::Status { target, json } => operator::status(target, json),
+        #[cfg(feature = "ffmpeg")]
         Command::Cancel { job, target } => {
             operator::command(target, crate::daemon::control::Request::Cancel { job })
         }
+        #[cfg(feature = "ffmpeg")]
         Command::Retry { job, target } => {
             operator::command(target, crate::daemon::control::Request::Retry { job })
         }
+        #[cfg(feature = "ffmpeg")]
         Command::Pause(target) => operator::command(target, crate::daemon::control::Request::Pause),
+        #[cfg(feature = "ffmpeg")]
         Command::Resume(target) => {
             operator::command(target, crate::daemon::control::Request::Resume)
         }
         Command::Submit(args) => submit::run(args),
+        #[cfg(feature = "ffmpeg")]
         Command::Config(ConfigCommand::Check(args)) => admin::config_check(args),
+        #[cfg(feature = "ffmpeg")]
         Command::Db(DbCommand::Rebuild { state_dir }) => admin::db_rebuild(state_dir),
+        #[cfg(feature = "ffmpeg")]
         Command::Worker { device } => crate::worker::process::run(&device),
         Command::Generate(args) => generate::run(args),
+        #[cfg(feature = "ffmpeg")]
         Command::Render(args) => render::run(args),
+        #[cfg(feature = "ffmpeg")]
         Command::Validate(args) => validate::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Schema => {
             print!("{}", crate::manifest::schema_json());
             Ok(())

@@ -62,8 +62,15 @@ impl Preset {
     }
 
     /// Builds the three models with seeded random weights; prompts use the byte tokenizer.
+    /// The published sizes draw their weights on the device (seconds, not minutes); `tiny`
+    /// draws on the host, so it is the same model on every machine.
     pub fn random_pipeline(self, device: &Device, dtype: DType) -> candle_core::Result<Pipeline> {
-        let weights = RandomWeights::new(RANDOM_WEIGHTS_SEED);
+        let weights = if self == Self::Tiny || device.is_cpu() {
+            RandomWeights::new(RANDOM_WEIGHTS_SEED)
+        } else {
+            device.set_seed(RANDOM_WEIGHTS_SEED)?;
+            RandomWeights::on_device(RANDOM_WEIGHTS_SEED)
+        };
         let dit_cfg = self.dit_config();
         let dit = WanModel::new(&dit_cfg, weights.var_builder(dtype, device))?;
         let vae = WanVae::new(

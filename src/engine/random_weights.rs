@@ -61,6 +61,9 @@ fn values(name: &str, shape: &Shape, rng: &mut rand_chacha::ChaCha20Rng) -> Vec<
 pub struct RandomWeights {
     seed: u64,
     made: Mutex<BTreeMap<String, Tensor>>,
+    /// Draw on the target device with its own generator, keeping no copy: for benchmarks at
+    /// the real sizes, where host generation of billions of values would take minutes.
+    on_device: bool,
 }
 
 impl RandomWeights {
@@ -68,7 +71,49 @@ impl RandomWeights {
         Arc::new(Self {
             seed,
             made: Mutex::new(BTreeMap::new()),
+            on_device: false,
         })
+    }
+
+    /// Weights drawn by the device's own generator (same scales, other values), not kept.
+    pub fn on_device(seed: u64) -> Arc<Self> {
+        Arc::new(Self {
+            seed,
+            made: Mutex::new(BTreeMap::new()),
+            on_device: true,
+        })
+    }
+
+    fn make_on_device(
+        &self,
+        name: &str,
+        shape: &Shape,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let dims = shape.dims();
+        let leaf = name.rsplit('.').next().unwrap_or(name);
+        let f32_tensor = if leaf == "gamma" || (leaf == "weight" && dims.len() == 1) {
+            (Tensor::randn(0f32, 0.05, shape, dev)? + 1.0)?
+        } else if leaf == "modulation" {
+            Tensor::randn(0f32, (dims[dims.len() - 1] as f32).powf(-0.5), shape, dev)?
+        } else if name.ends_with("pos_embedding.embedding.weight") {
+            Tensor::randn(
+                0f32,
+                (2.0 * shape.elem_count() as f32).powf(-0.5),
+                shape,
+                dev,
+            )?
+        } else if name.ends_with("token_embedding.weight") {
+            Tensor::randn(0f32, 1.0, shape, dev)?
+        } else if leaf == "bias" {
+            Tensor::rand(-0.02f32, 0.02, shape, dev)?
+        } else {
+            let fan_in: usize = dims.iter().skip(1).product::<usize>().max(1);
+            let bound = (fan_in as f32).powf(-0.5);
+            Tensor::rand(-bound, bound, shape, dev)?
+        };
+        f32_tensor.to_dtype(dtype)
     }
 
     /// A `VarBuilder` whose lookups create seeded tensors (converted to `dtype`).
@@ -105,6 +150,9 @@ impl SimpleBackend for Backend {
         dtype: DType,
         dev: &Device,
     ) -> candle_core::Result<Tensor> {
+        if self.0.on_device {
+            return self.0.make_on_device(name, &shape, dtype, dev);
+        }
         self.0.make(name, &shape)?.to_device(dev)?.to_dtype(dtype)
     }
 

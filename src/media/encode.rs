@@ -51,31 +51,6 @@ pub fn write_mp4(path: &Path, frames: &[Frame], settings: &Mp4Settings) -> Resul
     )
 }
 
-/// Writes one frame as a PNG.
-pub fn write_png(path: &Path, frame: &Frame) -> Result<(), Error> {
-    let write_error = |source| Error::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    if frame.rgb.len() != frame.width * frame.height * 3 {
-        // The encoder would panic on a short buffer; say so instead.
-        return Err(write_error(image::ImageError::Parameter(
-            image::error::ParameterError::from_kind(
-                image::error::ParameterErrorKind::DimensionMismatch,
-            ),
-        )));
-    }
-    image::save_buffer_with_format(
-        path,
-        &frame.rgb,
-        frame.width as u32,
-        frame.height as u32,
-        image::ColorType::Rgb8,
-        image::ImageFormat::Png,
-    )
-    .map_err(write_error)
-}
-
 /// A container, an encoder and its settings: what `write_video` makes.
 pub(crate) struct VideoSpec<'a> {
     /// FFmpeg's muxer name: `mp4`, `matroska`, `webm`, `mov`, `avi`.

@@ -90,7 +90,7 @@ pub fn write_png_sequence(frames: &[Frame], dir: &Path) -> Result<Vec<PathBuf>, 
         .enumerate()
         .map(|(i, frame)| {
             let path = dir.join(format!("frame-{:04}.png", i + 1));
-            super::encode::write_png(&path, frame)?;
+            super::png::write_png(&path, frame)?;
             Ok(path)
         })
         .collect()

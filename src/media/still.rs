@@ -22,6 +22,7 @@ pub fn load_still(path: &Path) -> Result<Frame, Error> {
 }
 
 /// Width and height of an image, read from its header only.
+#[cfg(feature = "ffmpeg")]
 pub(crate) fn dimensions(path: &Path) -> Result<(usize, usize), Error> {
     let (w, h) = reader(path)?
         .into_dimensions()

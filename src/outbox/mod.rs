@@ -93,6 +93,7 @@ impl PartialFolder {
     }
 
     /// Decodes `name` and checks its frame count, size and frame rate.
+    #[cfg(feature = "ffmpeg")]
     pub fn check_video(&self, name: &str, expected: ExpectedVideo) -> Result<(), Error> {
         let path = self.path(name);
         let info = media::video::probe(&path)?;

@@ -197,7 +197,7 @@ pub fn render(
                 fps: plan.fps,
             },
         )?;
-        media::encode::write_png(
+        media::write_png(
             &folder.path("poster.png"),
             media::contact_sheet::poster(&frames),
         )?;
@@ -207,7 +207,7 @@ pub fn render(
             CONTACT_SHEET_COLUMNS,
             CONTACT_SHEET_THUMB_WIDTH_PX.min(plan.size.width_px),
         );
-        media::encode::write_png(&folder.path("contact-sheet.png"), &sheet)?;
+        media::write_png(&folder.path("contact-sheet.png"), &sheet)?;
         if output.png_frames {
             let dir = folder.path("frames");
             std::fs::create_dir(&dir).map_err(|source| outbox::Error::Io {

@@ -1,0 +1,308 @@
+//! `vaced bench`: the engine timed at the real shapes with random weights: one DiT sampling
+//! step with guidance, VAE encode and decode, the text encoder, and a whole job; with the
+//! FLOPs of a step and the peak GPU memory. Prints JSON (docs/benchmarks.md records runs).
+
+mod gpu_memory;
+
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use serde::Serialize;
+
+use crate::engine::conditioning::VaceInputs;
+use crate::engine::config::DitConfig;
+use crate::engine::pipeline::{GenerationRequest, Pipeline, SamplingParams};
+use crate::engine::preset::Preset;
+use crate::engine::scheduler;
+
+pub use gpu_memory::peak_during;
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub preset: Preset,
+    pub width_px: usize,
+    pub height_px: usize,
+    pub frames: usize,
+    /// Timed repetitions after one warm-up.
+    pub repeat: usize,
+    /// Steps of the whole-job run; 0 skips it.
+    pub job_steps: usize,
+    pub step: bool,
+    pub vae: bool,
+    pub text: bool,
+}
+
+/// Times of one measurement.
+#[derive(Debug, Clone, Serialize)]
+pub struct Timing {
+    pub median_secs: f64,
+    pub min_secs: f64,
+    pub runs_secs: Vec<f64>,
+}
+
+/// The whole-job run.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobTiming {
+    pub steps: usize,
+    pub total_secs: f64,
+    pub phases: Vec<(String, f64)>,
+    pub peak_gpu_memory_gib: Option<f64>,
+}
+
+/// What `vaced bench` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub device: String,
+    pub model: String,
+    pub dtype: String,
+    pub size: String,
+    pub frames: usize,
+    pub latent_frames: usize,
+    pub tokens: usize,
+    pub load_secs: f64,
+    pub dit_step: Option<Timing>,
+    /// TFLOP of one step (two forwards), counted from the shapes.
+    pub dit_step_tflop: f64,
+    pub dit_step_tflops_per_sec: Option<f64>,
+    pub dit_peak_gpu_memory_gib: Option<f64>,
+    pub vae_encode: Option<Timing>,
+    pub vae_decode: Option<Timing>,
+    pub vae_peak_gpu_memory_gib: Option<f64>,
+    pub text_encode_512_tokens: Option<Timing>,
+    pub job: Option<JobTiming>,
+}
+
+fn gib(bytes: Option<u64>) -> Option<f64> {
+    bytes.map(|b| b as f64 / (1u64 << 30) as f64)
+}
+
+/// Runs `work` once to warm up, then `repeat` times, synchronizing the device around each.
+fn time(
+    device: &Device,
+    repeat: usize,
+    mut work: impl FnMut() -> candle_core::Result<()>,
+) -> candle_core::Result<Timing> {
+    work()?;
+    device.synchronize()?;
+    let mut runs = Vec::with_capacity(repeat);
+    for _ in 0..repeat.max(1) {
+        let start = Instant::now();
+        work()?;
+        device.synchronize()?;
+        runs.push(start.elapsed().as_secs_f64());
+    }
+    let mut sorted = runs.clone();
+    sorted.sort_by(f64::total_cmp);
+    Ok(Timing {
+        median_secs: sorted[sorted.len() / 2],
+        min_secs: sorted[0],
+        runs_secs: runs,
+    })
+}
+
+/// FLOPs of one DiT forward over `tokens` tokens (matrix products only): per block the
+/// self-attention scores and values (4·L²·d), the q/k/v/o and cross q/o projections
+/// (12·L·d²), the cross-attention to 512 text rows (4·L·512·d) and the FFN (4·L·d·f).
+pub fn forward_flop(cfg: &DitConfig, tokens: usize) -> f64 {
+    let (l, d, f) = (tokens as f64, cfg.dim as f64, cfg.ffn_dim as f64);
+    let text = cfg.text_len as f64;
+    let per_block = 4.0 * l * l * d + 12.0 * l * d * d + 4.0 * l * text * d + 4.0 * l * d * f;
+    per_block * (cfg.num_layers + cfg.vace_layers().len()) as f64
+}
+
+/// Runs the benchmark on `device`.
+pub fn run(
+    options: &BenchOptions,
+    device: &Device,
+    device_name: &str,
+    dtype: DType,
+) -> anyhow::Result<BenchReport> {
+    let load = Instant::now();
+    let pipeline = options.preset.random_pipeline(device, dtype)?;
+    device.synchronize()?;
+    let load_secs = load.elapsed().as_secs_f64();
+    let cfg = pipeline.dit.config().clone();
+    let (_, spatial) = pipeline.vae.config().stride();
+    let (h, w) = (options.height_px / spatial, options.width_px / spatial);
+    let t = pipeline.vae.latent_frames(options.frames);
+    let tokens = t * h * w / (cfg.patch_size[1] * cfg.patch_size[2]);
+    let step_flop = 2.0 * forward_flop(&cfg, tokens);
+    let mut report = BenchReport {
+        device: device_name.to_owned(),
+        model: options.preset.name().to_owned(),
+        dtype: format!("{dtype:?}").to_lowercase(),
+        size: format!("{}x{}", options.width_px, options.height_px),
+        frames: options.frames,
+        latent_frames: t,
+        tokens,
+        load_secs,
+        dit_step: None,
+        dit_step_tflop: step_flop / 1e12,
+        dit_step_tflops_per_sec: None,
+        dit_peak_gpu_memory_gib: None,
+        vae_encode: None,
+        vae_decode: None,
+        vae_peak_gpu_memory_gib: None,
+        text_encode_512_tokens: None,
+        job: None,
+    };
+
+    if options.step {
+        let latent = Tensor::randn(0f32, 1.0, (cfg.in_dim, t, h, w), device)?;
+        let z = Tensor::randn(0f32, 1.0, (cfg.vace_in_dim(), t, h, w), device)?;
+        // A short prompt and the default negative prompt's length (the text MLP pads both).
+        let context = Tensor::randn(0f32, 1.0, (24.min(cfg.text_len), cfg.text_dim), device)?
+            .to_dtype(dtype)?;
+        let context_null = Tensor::randn(0f32, 1.0, (120.min(cfg.text_len), cfg.text_dim), device)?
+            .to_dtype(dtype)?;
+        let vace = pipeline.dit.vace_condition(&z)?;
+        let cond = pipeline.dit.text_condition(&context)?;
+        let uncond = pipeline.dit.text_condition(&context_null)?;
+        let (timing, peak) = peak_during(device, || {
+            time(device, options.repeat, || {
+                // A fresh solver per step: each timed step is the first order-2-capable step.
+                let mut solver = scheduler::build(Default::default(), 50, 16.0);
+                let t = solver.schedule().timesteps[1];
+                let time = pipeline.dit.time_condition(t as f64)?;
+                let v_cond = pipeline
+                    .dit
+                    .forward_conditioned(&latent, &time, &cond, &vace, 1.0)?;
+                let v_uncond = pipeline
+                    .dit
+                    .forward_conditioned(&latent, &time, &uncond, &vace, 1.0)?;
+                let v = (&v_uncond + ((v_cond - &v_uncond)? * 5.0)?)?;
+                solver.step(&v, &latent)?;
+                Ok(())
+            })
+        });
+        let timing = timing?;
+        report.dit_step_tflops_per_sec = Some(step_flop / 1e12 / timing.median_secs);
+        report.dit_step = Some(timing);
+        report.dit_peak_gpu_memory_gib = gib(peak);
+    }
+
+    if options.vae {
+        let video = (Tensor::rand(
+            0f32,
+            2.0,
+            (3, options.frames, options.height_px, options.width_px),
+            device,
+        )? - 1.0)?;
+        let latent = Tensor::randn(0f32, 1.0, (pipeline.vae.config().z_dim, t, h, w), device)?;
+        let ((encode, decode), peak) = peak_during(device, || {
+            let encode = time(device, options.repeat, || {
+                pipeline.vae.encode(&video).map(drop)
+            });
+            let decode = time(device, options.repeat, || {
+                pipeline.vae.decode(&latent).map(drop)
+            });
+            (encode, decode)
+        });
+        report.vae_encode = Some(encode?);
+        report.vae_decode = Some(decode?);
+        report.vae_peak_gpu_memory_gib = gib(peak);
+    }
+
+    if options.text {
+        let len = 512.min(cfg.text_len) as u32;
+        let ids: Vec<u32> = (0..len).map(|i| 3 + i % 250).collect();
+        let encoder = pipeline.text.encoder();
+        report.text_encode_512_tokens = Some(time(device, options.repeat, || {
+            encoder.encode(&ids, device).map(drop)
+        })?);
+    }
+
+    if options.job_steps > 0 {
+        report.job = Some(job(&pipeline, options, device)?);
+    }
+    Ok(report)
+}
+
+/// A whole text-to-video job: prompts, VAE encode of the blank source, sampling, decode.
+fn job(pipeline: &Pipeline, options: &BenchOptions, device: &Device) -> anyhow::Result<JobTiming> {
+    let request = GenerationRequest {
+        prompt: "a red fox running through fresh snow at dawn".into(),
+        negative_prompt: None,
+        inputs: VaceInputs::blank(options.frames, options.height_px, options.width_px, device)?,
+        params: SamplingParams {
+            steps: options.job_steps,
+            ..SamplingParams::default()
+        },
+        seed: 1,
+    };
+    let start = Instant::now();
+    let (generation, peak) = peak_during(device, || {
+        pipeline.generate(&request, &mut |_| ControlFlow::Continue(()))
+    });
+    let generation = generation?;
+    let mut phases: Vec<(String, f64)> = generation
+        .timings
+        .iter()
+        .map(|(p, d)| (format!("{p:?}"), d.as_secs_f64()))
+        .collect();
+    #[cfg(feature = "ffmpeg")]
+    {
+        let encode = Instant::now();
+        let frames = crate::media::frames::to_rgb8(&generation.video)?;
+        let dir = tempfile_dir()?;
+        let settings = crate::media::Mp4Settings {
+            fps: 16,
+            crf: 18,
+            preset: "medium".into(),
+        };
+        crate::media::write_mp4(&dir.join("bench.mp4"), &frames, &settings)?;
+        let _ = std::fs::remove_dir_all(&dir);
+        phases.push(("EncodeMp4".into(), encode.elapsed().as_secs_f64()));
+    }
+    Ok(JobTiming {
+        steps: options.job_steps,
+        total_secs: start.elapsed().as_secs_f64(),
+        phases,
+        peak_gpu_memory_gib: gib(peak),
+    })
+}
+
+#[cfg(feature = "ffmpeg")]
+fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("vaced-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flop_count_matches_the_published_estimate() {
+        // gpu.md: one VACE-1.3B forward at 832x480x81 is about 427 TFLOP; 14B at 1280x720x81
+        // about 7,864.
+        let small = forward_flop(&DitConfig::vace_1_3b(), 32760) / 1e12;
+        assert!((small - 427.0).abs() < 5.0, "{small}");
+        let big = forward_flop(&DitConfig::vace_14b(), 75600) / 1e12;
+        assert!((big - 7864.0).abs() / 7864.0 < 0.01, "{big}");
+    }
+
+    #[test]
+    fn the_tiny_model_benchmarks_on_the_cpu() {
+        let options = BenchOptions {
+            preset: Preset::Tiny,
+            width_px: 64,
+            height_px: 48,
+            frames: 5,
+            repeat: 1,
+            job_steps: 2,
+            step: true,
+            vae: true,
+            text: true,
+        };
+        let report = run(&options, &Device::Cpu, "cpu", DType::F32).unwrap();
+        assert_eq!(report.tokens, 2 * 3 * 4);
+        assert!(report.dit_step.unwrap().median_secs > 0.0);
+        assert!(report.vae_decode.is_some() && report.text_encode_512_tokens.is_some());
+        assert_eq!(report.job.unwrap().steps, 2);
+        assert!(report.dit_peak_gpu_memory_gib.is_none());
+    }
+}
