@@ -2,6 +2,7 @@
 //! step with guidance, VAE encode and decode, the text encoder, and a whole job; with the
 //! FLOPs of a step and the peak GPU memory. Prints JSON (docs/benchmarks.md records runs).
 
+mod attention;
 mod gpu_memory;
 
 use std::ops::ControlFlow;
@@ -16,6 +17,7 @@ use crate::engine::pipeline::{GenerationRequest, Pipeline, SamplingParams};
 use crate::engine::preset::Preset;
 use crate::engine::scheduler;
 
+pub use attention::AttentionTiming;
 pub use gpu_memory::peak_during;
 
 /// What to measure.
@@ -32,6 +34,8 @@ pub struct BenchOptions {
     pub step: bool,
     pub vae: bool,
     pub text: bool,
+    /// One layer's self-attention through each implementation.
+    pub attention: bool,
 }
 
 /// Times of one measurement.
@@ -71,6 +75,8 @@ pub struct BenchReport {
     pub vae_decode: Option<Timing>,
     pub vae_peak_gpu_memory_gib: Option<f64>,
     pub text_encode_512_tokens: Option<Timing>,
+    /// One layer's self-attention (B=1) through each implementation.
+    pub attention: Option<Vec<AttentionTiming>>,
     pub job: Option<JobTiming>,
 }
 
@@ -146,8 +152,12 @@ pub fn run(
         vae_decode: None,
         vae_peak_gpu_memory_gib: None,
         text_encode_512_tokens: None,
+        attention: None,
         job: None,
     };
+    if options.attention {
+        report.attention = Some(attention::run(&cfg, tokens, dtype, device, options.repeat)?);
+    }
 
     if options.step {
         let latent = Tensor::randn(0f32, 1.0, (cfg.in_dim, t, h, w), device)?;
@@ -237,6 +247,7 @@ fn job(pipeline: &Pipeline, options: &BenchOptions, device: &Device) -> anyhow::
         pipeline.generate(&request, &mut |_| ControlFlow::Continue(()))
     });
     let generation = generation?;
+    #[cfg_attr(not(feature = "ffmpeg"), allow(unused_mut))]
     let mut phases: Vec<(String, f64)> = generation
         .timings
         .iter()
@@ -297,9 +308,14 @@ mod tests {
             step: true,
             vae: true,
             text: true,
+            attention: true,
         };
         let report = run(&options, &Device::Cpu, "cpu", DType::F32).unwrap();
         assert_eq!(report.tokens, 2 * 3 * 4);
+        // The CPU has only the portable implementation, which is the reference itself.
+        let attention = report.attention.unwrap();
+        assert_eq!(attention.len(), 1);
+        assert!(attention[0].default && attention[0].relative_error_vs_portable == 0.0);
         assert!(report.dit_step.unwrap().median_secs > 0.0);
         assert!(report.vae_decode.is_some() && report.text_encode_512_tokens.is_some());
         assert_eq!(report.job.unwrap().steps, 2);

@@ -25,7 +25,7 @@ pub struct Args {
     /// Steps of the whole-job run (0 skips it).
     #[arg(long, default_value_t = 50)]
     job_steps: usize,
-    /// Measure only these: any of step, vae, text (default: all).
+    /// Measure only these: any of step, vae, text, attention (default: all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -44,8 +44,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     for part in &args.only {
-        if !["step", "vae", "text"].contains(&part.as_str()) {
-            bail!("--only {part}: use step, vae or text");
+        if !["step", "vae", "text", "attention"].contains(&part.as_str()) {
+            bail!("--only {part}: use step, vae, text or attention");
         }
     }
     let all = args.only.is_empty();
@@ -62,6 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         step: wants("step"),
         vae: wants("vae"),
         text: wants("text"),
+        attention: wants("attention"),
     };
     let report = bench::run(&options, &device, &args.device, dtype)?;
     println!("{}", serde_json::to_string_pretty(&report)?);

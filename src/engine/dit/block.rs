@@ -16,9 +16,8 @@ use crate::engine::norm::{AffineLayerNorm, RmsNorm, layer_norm};
 /// `[B, L, heads·hd]` → `[B, heads, L, hd]`.
 fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
     let (b, l, d) = x.dims3()?;
-    x.reshape((b, l, heads, d / heads))?
-        .transpose(1, 2)?
-        .contiguous()
+    // A strided view: attention reads it in place (the fused kernel) or copies what it needs.
+    x.reshape((b, l, heads, d / heads))?.transpose(1, 2)
 }
 
 /// `[B, heads, L, hd]` → `[B, L, heads·hd]`.
@@ -78,9 +77,12 @@ impl Projections {
         Ok((k, v))
     }
 
+    /// Attention in the projections' dtype, as the reference casts q and k (f32 after the
+    /// norm and RoPE) to bf16 before its attention kernel.
     fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
-        self.o
-            .forward(&merge_heads(&attention(q, k, v, self.scale)?)?)
+        let dtype = v.dtype();
+        let out = attention(&q.to_dtype(dtype)?, &k.to_dtype(dtype)?, v, self.scale)?;
+        self.o.forward(&merge_heads(&out)?)
     }
 }
 
@@ -126,6 +128,8 @@ impl AttentionBlock {
     /// Cross-attention keys/values of the embedded text `[B, text_len, dim]`.
     pub fn cross_kv(&self, text: &Tensor) -> Result<CrossKv> {
         let (k, v) = self.cross_attn.keys_values(text)?;
+        // Cast once per prompt rather than in every step's attention.
+        let k = k.to_dtype(v.dtype())?;
         Ok(CrossKv { k, v })
     }
 

@@ -1,14 +1,16 @@
-//! Scaled dot-product attention: the one function every attention layer calls, so that a
-//! fused GPU kernel can replace it in one place.
+//! Attention from candle's matrix products and softmax: any device, any dtype.
 //!
-//! The portable implementation never materialises more than [`SCORE_BUDGET_BYTES`] of
-//! attention scores: queries are processed in chunks, each against all keys. At 832x480x81
-//! the full score matrix of one VACE-1.3B layer would be 32760² × 12 heads × 4 B = 51 GB.
+//! It never materialises more than [`SCORE_BUDGET_BYTES`] of attention scores: queries are
+//! processed in chunks, each against all keys. At 832x480x81 the full score matrix of one
+//! VACE-1.3B layer would be 32760² × 12 heads × 4 B = 51 GB.
 
 use candle_core::{DType, Result, Tensor};
 
-/// Upper bound on the f32 score matrix held at once by the portable implementation.
+/// Upper bound on the f32 score matrix held at once by the portable implementation on the
+/// CPU.
 pub const SCORE_BUDGET_BYTES: usize = 256 << 20;
+/// The same bound on a GPU, where fewer, larger chunks keep the device busy.
+pub const GPU_SCORE_BUDGET_BYTES: usize = 4 << 30;
 
 /// `softmax(q·kᵀ·scale)·v` for `q: [B, H, Lq, D]`, `k, v: [B, H, Lk, D]`; returns
 /// `[B, H, Lq, D]` in the dtype of `q`. Scores and softmax are computed in f32.
@@ -18,7 +20,12 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tenso
     let dtype = q.dtype();
     let k_t = k.to_dtype(DType::F32)?.transpose(2, 3)?.contiguous()?;
     let v = v.to_dtype(DType::F32)?.contiguous()?;
-    let rows_per_chunk = (SCORE_BUDGET_BYTES / (4 * b * h * lk).max(1)).clamp(1, lq.max(1));
+    let budget = if q.device().is_cpu() {
+        SCORE_BUDGET_BYTES
+    } else {
+        GPU_SCORE_BUDGET_BYTES
+    };
+    let rows_per_chunk = (budget / (4 * b * h * lk).max(1)).clamp(1, lq.max(1));
     let mut outputs = Vec::with_capacity(lq.div_ceil(rows_per_chunk));
     let mut start = 0;
     while start < lq {

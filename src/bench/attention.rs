@@ -1,0 +1,76 @@
+//! `vaced bench --only attention`: self-attention of one DiT layer at the real shapes,
+//! through every implementation this build has for the model's head width, each checked
+//! against the portable one (f32 scores) on the same inputs.
+
+use candle_core::{DType, Device, Tensor};
+use serde::Serialize;
+
+use super::Timing;
+use crate::engine::attention::{self, Implementation};
+use crate::engine::config::DitConfig;
+
+/// One implementation timed.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttentionTiming {
+    /// `portable` or the fused kernel's name.
+    pub implementation: String,
+    pub timing: Timing,
+    pub tflops_per_sec: f64,
+    /// `‖out − portable‖ / ‖portable‖`.
+    pub relative_error_vs_portable: f64,
+    /// Whether [`attention::attention`] picks this one at these shapes by default.
+    pub default: bool,
+}
+
+/// Times self-attention over `tokens` tokens with the model's heads, in `dtype`.
+pub fn run(
+    cfg: &DitConfig,
+    tokens: usize,
+    dtype: DType,
+    device: &Device,
+    repeat: usize,
+) -> anyhow::Result<Vec<AttentionTiming>> {
+    let (heads, head_dim) = (cfg.num_heads, cfg.dim / cfg.num_heads);
+    // Heads split off `[B, L, H·D]` projections as the model does: strided views.
+    let input = || -> candle_core::Result<Tensor> {
+        Tensor::randn(0f32, 1.0, (1, tokens, heads, head_dim), device)?
+            .to_dtype(dtype)?
+            .transpose(1, 2)
+    };
+    let (q, k, v) = (input()?, input()?, input()?);
+    let scale = 1.0 / (head_dim as f64).sqrt();
+    let flop = 4.0 * (heads * tokens * tokens * head_dim) as f64;
+    let chosen = attention::implementation_for(&q, &k, &v)?;
+
+    let mut implementations = vec![Implementation::Portable];
+    implementations.extend(
+        attention::fused_kernels()
+            .into_iter()
+            .filter(|&(_, width)| width == head_dim)
+            .map(|(name, _)| Implementation::Fused(name)),
+    );
+    let reference = attention::attention_with(Implementation::Portable, &q, &k, &v, scale)?
+        .to_dtype(DType::F32)?;
+    let mut rows = Vec::new();
+    for implementation in implementations {
+        let out = attention::attention_with(implementation, &q, &k, &v, scale)?;
+        let timing = super::time(device, repeat, || {
+            attention::attention_with(implementation, &q, &k, &v, scale).map(drop)
+        })?;
+        let diff = (out.to_dtype(DType::F32)? - &reference)?;
+        let norm = |t: &Tensor| -> candle_core::Result<f64> {
+            Ok(f64::from(t.sqr()?.sum_all()?.to_scalar::<f32>()?.sqrt()))
+        };
+        rows.push(AttentionTiming {
+            implementation: match implementation {
+                Implementation::Portable => "portable".to_owned(),
+                Implementation::Fused(name) => name.to_owned(),
+            },
+            tflops_per_sec: flop / 1e12 / timing.median_secs,
+            timing,
+            relative_error_vs_portable: norm(&diff)? / norm(&reference)?.max(f64::MIN_POSITIVE),
+            default: implementation == chosen,
+        });
+    }
+    Ok(rows)
+}

@@ -1,0 +1,269 @@
+//! The fused attention kernels on CUDA: cubins compiled by build.rs from
+//! `kernels/flash_attention.py`, loaded into each device's context on first use and launched
+//! through the driver as a candle custom op.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use candle_core::backend::BackendStorage;
+use candle_core::cuda::DeviceId;
+use candle_core::cuda::cudarc::driver::sys::CUfunction_attribute_enum;
+use candle_core::cuda::cudarc::driver::{CudaFunction, LaunchConfig, PushKernelArg};
+use candle_core::cuda::cudarc::nvrtc::Ptx;
+use candle_core::{CpuStorage, CudaStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+
+/// One compiled kernel and how to launch it.
+#[derive(Debug)]
+pub struct KernelImage {
+    /// `hd{head}_m{block_m}_n{block_n}_w{warps}_s{stages}`: keys per step, pipeline stages.
+    pub name: &'static str,
+    /// The entry point inside the cubin.
+    pub function: &'static str,
+    pub head_dim: usize,
+    /// Queries per program (grid x covers `Lq / block_m`).
+    pub block_m: usize,
+    pub num_warps: u32,
+    /// Dynamic shared memory per program.
+    pub shared_bytes: u32,
+    pub cubin: &'static [u8],
+}
+
+// `KERNELS: &[KernelImage]`, written by build.rs (empty where Triton was unavailable).
+include!(concat!(env!("OUT_DIR"), "/attention_kernels.rs"));
+
+/// Environment variable naming the kernel to use for its head width (see `vaced bench
+/// --only attention`); by default the first one listed for the width.
+pub const KERNEL_ENV: &str = "VACED_ATTENTION_KERNEL";
+
+/// Pointers must be 16-byte aligned and strides multiples of this many elements: the
+/// kernels were compiled with that promise so that loads vectorise.
+const ALIGN_ELEMENTS: usize = 16;
+
+pub fn kernels() -> impl Iterator<Item = &'static KernelImage> {
+    KERNELS.iter()
+}
+
+pub fn kernel_named(name: &str) -> Result<&'static KernelImage> {
+    match KERNELS.iter().find(|k| k.name == name) {
+        Some(kernel) => Ok(kernel),
+        None => candle_core::bail!(
+            "no attention kernel named {name:?}; this build has: {}",
+            KERNELS
+                .iter()
+                .map(|k| k.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// The kernel for a head width: the one `VACED_ATTENTION_KERNEL` names if it has that
+/// width, otherwise the first listed.
+fn default_kernel(head_dim: usize) -> Option<&'static KernelImage> {
+    static CHOSEN: OnceLock<Option<String>> = OnceLock::new();
+    let chosen = CHOSEN.get_or_init(|| std::env::var(KERNEL_ENV).ok());
+    let mut of_width = KERNELS.iter().filter(|k| k.head_dim == head_dim);
+    match chosen {
+        Some(name) => {
+            let named = KERNELS
+                .iter()
+                .find(|k| k.head_dim == head_dim && k.name == name);
+            named.or_else(|| of_width.next())
+        }
+        None => of_width.next(),
+    }
+}
+
+/// The kernel that will compute this attention, or `None` for the portable path.
+pub fn kernel_for(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Option<&'static KernelImage>> {
+    if !q.device().is_cuda() || q.dtype() != DType::BF16 {
+        return Ok(None);
+    }
+    let Some(kernel) = default_kernel(q.dim(3)?) else {
+        return Ok(None);
+    };
+    Ok(unsupported(kernel, q, k, v)?.is_none().then_some(kernel))
+}
+
+/// Why `kernel` cannot run these inputs, or `None` if it can.
+pub fn unsupported(
+    kernel: &KernelImage,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+) -> Result<Option<String>> {
+    let (b, h, lq, d) = q.dims4()?;
+    let (kb, kh, lk, kd) = k.dims4()?;
+    if (kb, kh, kd) != (b, h, d) || v.dims4()? != (kb, kh, lk, kd) {
+        return Ok(Some(format!(
+            "shapes q {:?}, k {:?}, v {:?} do not match",
+            q.dims(),
+            k.dims(),
+            v.dims()
+        )));
+    }
+    if d != kernel.head_dim {
+        return Ok(Some(format!("head width {d}, kernel {}", kernel.head_dim)));
+    }
+    if [q, k, v].iter().any(|t| t.dtype() != DType::BF16) {
+        return Ok(Some("not all bf16".into()));
+    }
+    if !k.device().same_device(q.device()) || !v.device().same_device(q.device()) {
+        return Ok(Some("inputs on different devices".into()));
+    }
+    if lk == 0 || lq.max(lk) > i32::MAX as usize || b * h > 65535 {
+        return Ok(Some(format!(
+            "sizes out of range (B·H {}, Lq {lq}, Lk {lk})",
+            b * h
+        )));
+    }
+    for t in [q, k, v] {
+        let layout = t.layout();
+        let strides = strides(layout);
+        if (layout.stride()[3] != 1 && d > 1)
+            || strides.iter().any(|s| s % ALIGN_ELEMENTS as i64 != 0)
+            || layout.start_offset() % (16 / DType::BF16.size_in_bytes()) != 0
+        {
+            return Ok(Some(format!(
+                "layout not aligned (strides {:?}, offset {})",
+                layout.stride(),
+                layout.start_offset()
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// The batch, head and row strides of a `[B, H, L, D]` layout; 0 for dimensions of size 1,
+/// whose stride is never used and may be arbitrary in a view.
+fn strides(layout: &Layout) -> [i64; 3] {
+    let dims = layout.dims();
+    let stride = layout.stride();
+    std::array::from_fn(|i| if dims[i] == 1 { 0 } else { stride[i] as i64 })
+}
+
+/// Runs `kernel`; the caller has checked [`unsupported`].
+pub fn attention(
+    kernel: &'static KernelImage,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f64,
+) -> Result<Tensor> {
+    let op = FlashAttention { kernel, scale };
+    // The op writes `[B, Lq, H, D]`: merging the heads back is then free.
+    q.apply_op3_no_bwd(k, v, &op)?.transpose(1, 2)
+}
+
+struct FlashAttention {
+    kernel: &'static KernelImage,
+    scale: f64,
+}
+
+/// Kernels loaded into a device's context, by device and kernel name.
+type FunctionCache = Mutex<HashMap<(DeviceId, &'static str), Arc<CudaFunction>>>;
+
+fn function(
+    device: &candle_core::CudaDevice,
+    kernel: &'static KernelImage,
+) -> Result<Arc<CudaFunction>> {
+    static CACHE: OnceLock<FunctionCache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let key = (device.id(), kernel.name);
+    let mut loaded = cache
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("attention kernel cache poisoned".into()))?;
+    if let Some(func) = loaded.get(&key) {
+        return Ok(func.clone());
+    }
+    let context = device.cuda_stream().context().clone();
+    let module = context
+        .load_module(Ptx::from_binary(kernel.cubin.to_vec()))
+        .map_err(|e| {
+            candle_core::Error::Msg(format!(
+                "loading attention kernel {} (built for sm_90; is this GPU a Hopper?): {e}",
+                kernel.name
+            ))
+        })?;
+    let func = module
+        .load_function(kernel.function)
+        .map_err(candle_core::Error::wrap)?;
+    // Above 48 KB a kernel must opt in to dynamic shared memory.
+    if kernel.shared_bytes > 48 << 10 {
+        func.set_attribute(
+            CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            kernel.shared_bytes as i32,
+        )
+        .map_err(candle_core::Error::wrap)?;
+    }
+    let func = Arc::new(func);
+    loaded.insert(key, func.clone());
+    Ok(func)
+}
+
+impl CustomOp3 for FlashAttention {
+    fn name(&self) -> &'static str {
+        "flash-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        candle_core::bail!("the fused attention kernel runs on CUDA only")
+    }
+
+    fn cuda_fwd(
+        &self,
+        qs: &CudaStorage,
+        ql: &Layout,
+        ks: &CudaStorage,
+        kl: &Layout,
+        vs: &CudaStorage,
+        vl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let device = qs.device().clone();
+        let (b, h, lq, d) = ql.shape().dims4()?;
+        let lk = kl.dims()[2];
+        let q = qs.as_cuda_slice::<half::bf16>()?.slice(ql.start_offset()..);
+        let k = ks.as_cuda_slice::<half::bf16>()?.slice(kl.start_offset()..);
+        let v = vs.as_cuda_slice::<half::bf16>()?.slice(vl.start_offset()..);
+        // Output `[B, Lq, H, D]`, contiguous.
+        let out = unsafe { device.alloc::<half::bf16>(b * lq * h * d) }?;
+        let [sq_b, sq_h, sq_m] = strides(ql);
+        let [sk_b, sk_h, sk_n] = strides(kl);
+        let [sv_b, sv_h, sv_n] = strides(vl);
+        let (so_b, so_h, so_m) = ((lq * h * d) as i64, d as i64, (h * d) as i64);
+        let (seq_q, seq_k, heads) = (lq as i32, lk as i32, h as i32);
+        let qk_scale = (self.scale * std::f64::consts::LOG2_E) as f32;
+        let scratch = 0u64;
+        let func = function(&device, self.kernel)?;
+        let stream = device.cuda_stream();
+        let config = LaunchConfig {
+            grid_dim: (lq.div_ceil(self.kernel.block_m) as u32, (b * h) as u32, 1),
+            block_dim: (self.kernel.num_warps * 32, 1, 1),
+            shared_mem_bytes: self.kernel.shared_bytes,
+        };
+        let mut launch = stream.launch_builder(&func);
+        launch.arg(&q).arg(&k).arg(&v).arg(&out);
+        launch.arg(&seq_q).arg(&seq_k).arg(&heads).arg(&qk_scale);
+        for stride in [
+            &sq_b, &sq_h, &sq_m, &sk_b, &sk_h, &sk_n, &sv_b, &sv_h, &sv_n, &so_b, &so_h, &so_m,
+        ] {
+            launch.arg(stride);
+        }
+        launch.arg(&scratch).arg(&scratch);
+        // SAFETY: the argument list matches the kernel's signature (kernels/flash_attention.py);
+        // `unsupported` checked shapes, dtypes and alignment; `out` holds B·Lq·H·D elements.
+        unsafe { launch.launch(config) }.map_err(candle_core::Error::wrap)?;
+        Ok((
+            CudaStorage::wrap_cuda_slice(out, device),
+            Shape::from((b, lq, h, d)),
+        ))
+    }
+}

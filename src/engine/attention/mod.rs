@@ -1,0 +1,78 @@
+//! Scaled dot-product attention: the one function every attention layer calls, so that a
+//! fused GPU kernel replaces it in one place.
+//!
+//! On CUDA in bf16 a fused FlashAttention-style kernel ([`flash_cuda`], compiled from
+//! `kernels/flash_attention.py`) computes `softmax(q·kᵀ·scale)·v` without materialising the
+//! scores; everywhere else, and for shapes it has no kernel for, [`portable`] does.
+
+#[cfg(feature = "cuda")]
+mod flash_cuda;
+mod portable;
+
+use candle_core::{Result, Tensor};
+
+pub use portable::{GPU_SCORE_BUDGET_BYTES, SCORE_BUDGET_BYTES};
+
+/// Which implementation [`attention`] uses for some inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Implementation {
+    /// The fused CUDA kernel of that name (e.g. `hd128_m128_n64_w8_s3`).
+    Fused(&'static str),
+    Portable,
+}
+
+/// `softmax(q·kᵀ·scale)·v` for `q: [B, H, Lq, D]`, `k, v: [B, H, Lk, D]`; returns
+/// `[B, H, Lq, D]` in the dtype of `q`. Scores and softmax are computed in f32. Inputs may be
+/// strided views (e.g. heads split off a `[B, L, H·D]` projection without a copy).
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if let Some(kernel) = flash_cuda::kernel_for(q, k, v)? {
+        return flash_cuda::attention(kernel, q, k, v, scale);
+    }
+    portable::attention(q, k, v, scale)
+}
+
+/// The implementation [`attention`] picks for these inputs.
+pub fn implementation_for(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Implementation> {
+    #[cfg(feature = "cuda")]
+    if let Some(kernel) = flash_cuda::kernel_for(q, k, v)? {
+        return Ok(Implementation::Fused(kernel.name));
+    }
+    let _ = (q, k, v);
+    Ok(Implementation::Portable)
+}
+
+/// The fused kernels this build carries, by name, with the head width each serves.
+pub fn fused_kernels() -> Vec<(&'static str, usize)> {
+    #[cfg(feature = "cuda")]
+    return flash_cuda::kernels()
+        .map(|k| (k.name, k.head_dim))
+        .collect();
+    #[cfg(not(feature = "cuda"))]
+    Vec::new()
+}
+
+/// Attention forced through one implementation, for benchmarks and parity tests.
+pub fn attention_with(
+    implementation: Implementation,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f64,
+) -> Result<Tensor> {
+    match implementation {
+        Implementation::Portable => portable::attention(q, k, v, scale),
+        #[cfg(feature = "cuda")]
+        Implementation::Fused(name) => {
+            let kernel = flash_cuda::kernel_named(name)?;
+            if flash_cuda::unsupported(kernel, q, k, v)?.is_some() {
+                candle_core::bail!("attention kernel {name} cannot run these inputs");
+            }
+            flash_cuda::attention(kernel, q, k, v, scale)
+        }
+        #[cfg(not(feature = "cuda"))]
+        Implementation::Fused(name) => {
+            candle_core::bail!("attention kernel {name}: this build has no CUDA support")
+        }
+    }
+}
