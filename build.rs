@@ -1,5 +1,5 @@
 //! Records the versions of key dependencies from Cargo.lock, for run reports; for
-//! `--features cuda` builds, compiles the fused attention kernels (kernels/*.py, Triton).
+//! `--features cuda` builds, compiles the CUDA kernels written in Triton (kernels/*.py).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,40 +17,47 @@ fn main() {
 
     if std::env::var_os("CARGO_FEATURE_CUDA").is_some() {
         let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-        attention_kernels(&out_dir);
+        triton_kernels(&out_dir);
     }
 }
 
-/// Runs kernels/flash_attention.py with the Python that has Triton (`VACED_TRITON_PYTHON`,
-/// set by scripts/build-cuda, else `python3`) for `CUDA_COMPUTE_CAP` (default 90). Without
-/// Triton the table is empty and attention takes the portable path, with a warning.
-fn attention_kernels(out_dir: &Path) {
-    let script = "kernels/flash_attention.py";
-    println!("cargo:rerun-if-changed={script}");
+/// Runs kernels/compile.py with the Python that has Triton (`VACED_TRITON_PYTHON`, set by
+/// scripts/build-cuda, else `python3`) for `CUDA_COMPUTE_CAP` (default 90). Without Triton
+/// the tables are empty and the engine takes its portable path, with a warning.
+fn triton_kernels(out_dir: &Path) {
+    let script = "kernels/compile.py";
+    for source in [
+        "kernels/compile.py",
+        "kernels/flash_attention.py",
+        "kernels/fused_ops.py",
+    ] {
+        println!("cargo:rerun-if-changed={source}");
+    }
     println!("cargo:rerun-if-env-changed=VACED_TRITON_PYTHON");
     println!("cargo:rerun-if-env-changed=CUDA_COMPUTE_CAP");
     let python = std::env::var("VACED_TRITON_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     let arch = std::env::var("CUDA_COMPUTE_CAP").unwrap_or_else(|_| "90".to_owned());
-    let kernels_dir = out_dir.join("attention");
+    let kernels_dir = out_dir.join("kernels");
     let status = Command::new(&python)
         .arg(script)
         .arg(&kernels_dir)
         .arg(&arch)
         .status();
-    let table = kernels_dir.join("attention_kernels.rs");
-    let generated = out_dir.join("attention_kernels.rs");
+    let table = kernels_dir.join("kernels.rs");
+    let generated = out_dir.join("kernels.rs");
     match status {
         Ok(s) if s.success() && table.exists() => {
             std::fs::copy(&table, &generated).expect("copy the kernel table into OUT_DIR");
         }
         outcome => {
             println!(
-                "cargo:warning=fused attention kernels not built ({python} {script}: {outcome:?}); \
-                 attention uses the portable path. Install triton==3.6.0 for that Python or set \
-                 VACED_TRITON_PYTHON (scripts/build-cuda does both)."
+                "cargo:warning=fused CUDA kernels not built ({python} {script}: {outcome:?}); \
+                 the engine uses its portable (slower) path. Install triton==3.6.0 for that \
+                 Python or set VACED_TRITON_PYTHON (scripts/build-cuda does both)."
             );
-            std::fs::write(&generated, "pub const KERNELS: &[KernelImage] = &[];\n")
-                .expect("write the empty kernel table");
+            let empty = "pub const ATTENTION: &[AttentionKernel] = &[];\n\
+                         pub const FUSED: &[KernelImage] = &[];\n";
+            std::fs::write(&generated, empty).expect("write the empty kernel table");
         }
     }
 }

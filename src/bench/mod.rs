@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::engine::conditioning::VaceInputs;
 use crate::engine::config::DitConfig;
-use crate::engine::pipeline::{GenerationRequest, Pipeline, SamplingParams};
+use crate::engine::pipeline::{Event, GenerationRequest, Pipeline, SamplingParams};
 use crate::engine::preset::Preset;
 use crate::engine::scheduler;
 
@@ -78,6 +78,15 @@ pub struct BenchReport {
     /// One layer's self-attention (B=1) through each implementation.
     pub attention: Option<Vec<AttentionTiming>>,
     pub job: Option<JobTiming>,
+}
+
+/// Prints a finished measurement to stderr at once: a long run cut short still shows what
+/// it measured.
+fn progress(part: &str, value: &impl Serialize) {
+    eprintln!(
+        "bench: {part}: {}",
+        serde_json::to_string(value).unwrap_or_default()
+    );
 }
 
 fn gib(bytes: Option<u64>) -> Option<f64> {
@@ -156,7 +165,9 @@ pub fn run(
         job: None,
     };
     if options.attention {
-        report.attention = Some(attention::run(&cfg, tokens, dtype, device, options.repeat)?);
+        let rows = attention::run(&cfg, tokens, dtype, device, options.repeat)?;
+        progress("attention", &rows);
+        report.attention = Some(rows);
     }
 
     if options.step {
@@ -189,6 +200,7 @@ pub fn run(
         });
         let timing = timing?;
         report.dit_step_tflops_per_sec = Some(step_flop / 1e12 / timing.median_secs);
+        progress("dit_step", &(&timing, gib(peak)));
         report.dit_step = Some(timing);
         report.dit_peak_gpu_memory_gib = gib(peak);
     }
@@ -210,8 +222,10 @@ pub fn run(
             });
             (encode, decode)
         });
-        report.vae_encode = Some(encode?);
-        report.vae_decode = Some(decode?);
+        let (encode, decode) = (encode?, decode?);
+        progress("vae_encode_decode", &(&encode, &decode, gib(peak)));
+        report.vae_encode = Some(encode);
+        report.vae_decode = Some(decode);
         report.vae_peak_gpu_memory_gib = gib(peak);
     }
 
@@ -219,9 +233,11 @@ pub fn run(
         let len = 512.min(cfg.text_len) as u32;
         let ids: Vec<u32> = (0..len).map(|i| 3 + i % 250).collect();
         let encoder = pipeline.text.encoder();
-        report.text_encode_512_tokens = Some(time(device, options.repeat, || {
+        let timing = time(device, options.repeat, || {
             encoder.encode(&ids, device).map(drop)
-        })?);
+        })?;
+        progress("text_encode_512_tokens", &timing);
+        report.text_encode_512_tokens = Some(timing);
     }
 
     if options.job_steps > 0 {
@@ -244,7 +260,18 @@ fn job(pipeline: &Pipeline, options: &BenchOptions, device: &Device) -> anyhow::
     };
     let start = Instant::now();
     let (generation, peak) = peak_during(device, || {
-        pipeline.generate(&request, &mut |_| ControlFlow::Continue(()))
+        pipeline.generate(&request, &mut |event| {
+            match event {
+                Event::PhaseFinished(phase, took) => {
+                    progress(&format!("job {phase:?}"), &took.as_secs_f64())
+                }
+                Event::Step { step, elapsed, .. } if step % 10 == 0 => {
+                    progress(&format!("job step {step}"), &elapsed.as_secs_f64())
+                }
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        })
     });
     let generation = generation?;
     #[cfg_attr(not(feature = "ffmpeg"), allow(unused_mut))]

@@ -29,4 +29,29 @@ impl Linear {
         self.inner
             .forward(&x.to_dtype(self.inner.weight().dtype())?)
     }
+
+    /// `x·Wᵀ` without the bias, as one 2-D matrix product over all leading dimensions; for
+    /// callers that fuse the bias into what follows.
+    pub fn product(&self, x: &Tensor) -> Result<Tensor> {
+        let weight = self.inner.weight();
+        let dims = x.dims();
+        let rows = dims[..dims.len() - 1].iter().product::<usize>();
+        let mut out_dims = dims.to_vec();
+        if let Some(last) = out_dims.last_mut() {
+            *last = weight.dim(0)?;
+        }
+        x.to_dtype(weight.dtype())?
+            .reshape((rows, weight.dim(1)?))?
+            .matmul(&weight.t()?)?
+            .reshape(out_dims)
+    }
+
+    /// The dtype the layer computes in.
+    pub fn dtype(&self) -> candle_core::DType {
+        self.inner.weight().dtype()
+    }
+
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.inner.bias()
+    }
 }

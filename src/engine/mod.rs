@@ -9,7 +9,10 @@ pub mod attention;
 pub mod checkpoint;
 pub mod conditioning;
 pub mod config;
+#[cfg(feature = "cuda")]
+pub mod cuda_kernels;
 pub mod dit;
+pub mod fused_ops;
 pub mod linear;
 pub mod noise;
 pub mod norm;

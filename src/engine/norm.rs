@@ -36,6 +36,11 @@ impl AffineLayerNorm {
         })
     }
 
+    /// `(weight, bias, eps)`, for the fused GPU kernels.
+    pub fn parts(&self) -> (&Tensor, &Tensor, f64) {
+        (&self.weight, &self.bias, self.eps)
+    }
+
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = layer_norm(x, self.eps)?.to_dtype(DType::F32)?;
         y.broadcast_mul(&self.weight)?
@@ -58,6 +63,11 @@ impl RmsNorm {
             weight: vb.get(dim, "weight")?,
             eps,
         })
+    }
+
+    /// `(weight, eps)`, for the fused GPU kernels.
+    pub fn parts(&self) -> (&Tensor, f64) {
+        (&self.weight, self.eps)
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {

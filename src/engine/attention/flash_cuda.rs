@@ -1,35 +1,13 @@
-//! The fused attention kernels on CUDA: cubins compiled by build.rs from
-//! `kernels/flash_attention.py`, loaded into each device's context on first use and launched
-//! through the driver as a candle custom op.
+//! The fused attention kernels on CUDA (`kernels/flash_attention.py`), launched through the
+//! driver as a candle custom op.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use candle_core::backend::BackendStorage;
-use candle_core::cuda::DeviceId;
-use candle_core::cuda::cudarc::driver::sys::CUfunction_attribute_enum;
-use candle_core::cuda::cudarc::driver::{CudaFunction, LaunchConfig, PushKernelArg};
-use candle_core::cuda::cudarc::nvrtc::Ptx;
+use candle_core::cuda::cudarc::driver::PushKernelArg;
 use candle_core::{CpuStorage, CudaStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
-/// One compiled kernel and how to launch it.
-#[derive(Debug)]
-pub struct KernelImage {
-    /// `hd{head}_m{block_m}_n{block_n}_w{warps}_s{stages}`: keys per step, pipeline stages.
-    pub name: &'static str,
-    /// The entry point inside the cubin.
-    pub function: &'static str,
-    pub head_dim: usize,
-    /// Queries per program (grid x covers `Lq / block_m`).
-    pub block_m: usize,
-    pub num_warps: u32,
-    /// Dynamic shared memory per program.
-    pub shared_bytes: u32,
-    pub cubin: &'static [u8],
-}
-
-// `KERNELS: &[KernelImage]`, written by build.rs (empty where Triton was unavailable).
-include!(concat!(env!("OUT_DIR"), "/attention_kernels.rs"));
+use crate::engine::cuda_kernels::{self, ATTENTION, AttentionKernel};
 
 /// Environment variable naming the kernel to use for its head width (see `vaced bench
 /// --only attention`); by default the first one listed for the width.
@@ -39,18 +17,18 @@ pub const KERNEL_ENV: &str = "VACED_ATTENTION_KERNEL";
 /// kernels were compiled with that promise so that loads vectorise.
 const ALIGN_ELEMENTS: usize = 16;
 
-pub fn kernels() -> impl Iterator<Item = &'static KernelImage> {
-    KERNELS.iter()
+pub fn kernels() -> impl Iterator<Item = &'static AttentionKernel> {
+    ATTENTION.iter()
 }
 
-pub fn kernel_named(name: &str) -> Result<&'static KernelImage> {
-    match KERNELS.iter().find(|k| k.name == name) {
+pub fn kernel_named(name: &str) -> Result<&'static AttentionKernel> {
+    match ATTENTION.iter().find(|k| k.image.name == name) {
         Some(kernel) => Ok(kernel),
         None => candle_core::bail!(
             "no attention kernel named {name:?}; this build has: {}",
-            KERNELS
+            ATTENTION
                 .iter()
-                .map(|k| k.name)
+                .map(|k| k.image.name)
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
@@ -59,15 +37,15 @@ pub fn kernel_named(name: &str) -> Result<&'static KernelImage> {
 
 /// The kernel for a head width: the one `VACED_ATTENTION_KERNEL` names if it has that
 /// width, otherwise the first listed.
-fn default_kernel(head_dim: usize) -> Option<&'static KernelImage> {
+fn default_kernel(head_dim: usize) -> Option<&'static AttentionKernel> {
     static CHOSEN: OnceLock<Option<String>> = OnceLock::new();
     let chosen = CHOSEN.get_or_init(|| std::env::var(KERNEL_ENV).ok());
-    let mut of_width = KERNELS.iter().filter(|k| k.head_dim == head_dim);
+    let mut of_width = ATTENTION.iter().filter(|k| k.head_dim == head_dim);
     match chosen {
         Some(name) => {
-            let named = KERNELS
+            let named = ATTENTION
                 .iter()
-                .find(|k| k.head_dim == head_dim && k.name == name);
+                .find(|k| k.head_dim == head_dim && k.image.name == name);
             named.or_else(|| of_width.next())
         }
         None => of_width.next(),
@@ -75,7 +53,7 @@ fn default_kernel(head_dim: usize) -> Option<&'static KernelImage> {
 }
 
 /// The kernel that will compute this attention, or `None` for the portable path.
-pub fn kernel_for(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Option<&'static KernelImage>> {
+pub fn kernel_for(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Option<&'static AttentionKernel>> {
     if !q.device().is_cuda() || q.dtype() != DType::BF16 {
         return Ok(None);
     }
@@ -87,7 +65,7 @@ pub fn kernel_for(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Option<&'static 
 
 /// Why `kernel` cannot run these inputs, or `None` if it can.
 pub fn unsupported(
-    kernel: &KernelImage,
+    kernel: &AttentionKernel,
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
@@ -144,7 +122,7 @@ fn strides(layout: &Layout) -> [i64; 3] {
 
 /// Runs `kernel`; the caller has checked [`unsupported`].
 pub fn attention(
-    kernel: &'static KernelImage,
+    kernel: &'static AttentionKernel,
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
@@ -156,49 +134,8 @@ pub fn attention(
 }
 
 struct FlashAttention {
-    kernel: &'static KernelImage,
+    kernel: &'static AttentionKernel,
     scale: f64,
-}
-
-/// Kernels loaded into a device's context, by device and kernel name.
-type FunctionCache = Mutex<HashMap<(DeviceId, &'static str), Arc<CudaFunction>>>;
-
-fn function(
-    device: &candle_core::CudaDevice,
-    kernel: &'static KernelImage,
-) -> Result<Arc<CudaFunction>> {
-    static CACHE: OnceLock<FunctionCache> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    let key = (device.id(), kernel.name);
-    let mut loaded = cache
-        .lock()
-        .map_err(|_| candle_core::Error::Msg("attention kernel cache poisoned".into()))?;
-    if let Some(func) = loaded.get(&key) {
-        return Ok(func.clone());
-    }
-    let context = device.cuda_stream().context().clone();
-    let module = context
-        .load_module(Ptx::from_binary(kernel.cubin.to_vec()))
-        .map_err(|e| {
-            candle_core::Error::Msg(format!(
-                "loading attention kernel {} (built for sm_90; is this GPU a Hopper?): {e}",
-                kernel.name
-            ))
-        })?;
-    let func = module
-        .load_function(kernel.function)
-        .map_err(candle_core::Error::wrap)?;
-    // Above 48 KB a kernel must opt in to dynamic shared memory.
-    if kernel.shared_bytes > 48 << 10 {
-        func.set_attribute(
-            CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-            kernel.shared_bytes as i32,
-        )
-        .map_err(candle_core::Error::wrap)?;
-    }
-    let func = Arc::new(func);
-    loaded.insert(key, func.clone());
-    Ok(func)
 }
 
 impl CustomOp3 for FlashAttention {
@@ -242,13 +179,11 @@ impl CustomOp3 for FlashAttention {
         let (seq_q, seq_k, heads) = (lq as i32, lk as i32, h as i32);
         let qk_scale = (self.scale * std::f64::consts::LOG2_E) as f32;
         let scratch = 0u64;
-        let func = function(&device, self.kernel)?;
+        let image = &self.kernel.image;
+        let func = cuda_kernels::function(&device, image)?;
         let stream = device.cuda_stream();
-        let config = LaunchConfig {
-            grid_dim: (lq.div_ceil(self.kernel.block_m) as u32, (b * h) as u32, 1),
-            block_dim: (self.kernel.num_warps * 32, 1, 1),
-            shared_mem_bytes: self.kernel.shared_bytes,
-        };
+        let grid = (lq.div_ceil(self.kernel.block_m) as u32, (b * h) as u32, 1);
+        let config = cuda_kernels::launch_config(image, grid);
         let mut launch = stream.launch_builder(&func);
         launch.arg(&q).arg(&k).arg(&v).arg(&out);
         launch.arg(&seq_q).arg(&seq_k).arg(&heads).arg(&qk_scale);

@@ -36,7 +36,7 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tenso
 pub fn implementation_for(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Implementation> {
     #[cfg(feature = "cuda")]
     if let Some(kernel) = flash_cuda::kernel_for(q, k, v)? {
-        return Ok(Implementation::Fused(kernel.name));
+        return Ok(Implementation::Fused(kernel.image.name));
     }
     let _ = (q, k, v);
     Ok(Implementation::Portable)
@@ -46,7 +46,7 @@ pub fn implementation_for(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Implemen
 pub fn fused_kernels() -> Vec<(&'static str, usize)> {
     #[cfg(feature = "cuda")]
     return flash_cuda::kernels()
-        .map(|k| (k.name, k.head_dim))
+        .map(|k| (k.image.name, k.head_dim))
         .collect();
     #[cfg(not(feature = "cuda"))]
     Vec::new()

@@ -10,6 +10,7 @@ use candle_nn::VarBuilder;
 use super::rope::Rope;
 use crate::engine::attention::attention;
 use crate::engine::config::DitConfig;
+use crate::engine::fused_ops::FusedOps;
 use crate::engine::linear::Linear;
 use crate::engine::norm::{AffineLayerNorm, RmsNorm, layer_norm};
 
@@ -77,6 +78,24 @@ impl Projections {
         Ok((k, v))
     }
 
+    /// q (with `rope`) or k through the fused kernels: `[B, heads, L, hd]` bf16.
+    fn fused_qk(
+        &self,
+        ops: &FusedOps,
+        linear: &Linear,
+        norm: &Option<RmsNorm>,
+        x: &Tensor,
+        rope: Option<&Rope>,
+    ) -> Result<Tensor> {
+        let (Some(bias), Some(norm)) = (linear.bias(), norm) else {
+            candle_core::bail!("fused q/k needs a bias and the q/k norm");
+        };
+        let (weight, eps) = norm.parts();
+        let y = linear.product(x)?;
+        let out = ops.bias_rms_norm_rope(&y, bias, weight, eps, rope.map(Rope::tables))?;
+        split_heads(&out, self.heads)
+    }
+
     /// Attention in the projections' dtype, as the reference casts q and k (f32 after the
     /// norm and RoPE) to bf16 before its attention kernel.
     fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
@@ -133,9 +152,35 @@ impl AttentionBlock {
         Ok(CrossKv { k, v })
     }
 
+    /// Whether [`Self::forward`] can take the fused GPU kernels for `x`.
+    fn fused_ops(&self, x: &Tensor) -> Option<FusedOps> {
+        let p = &self.self_attn;
+        let complete = p.norm_q.is_some()
+            && p.norm_k.is_some()
+            && [
+                &p.q,
+                &p.k,
+                &p.v,
+                &p.o,
+                &self.cross_attn.q,
+                &self.cross_attn.o,
+            ]
+            .iter()
+            .all(|l| l.bias().is_some())
+            && self.ffn_0.bias().is_some()
+            && self.ffn_2.bias().is_some();
+        let dim = self.modulation.dim(2).ok()?;
+        complete
+            .then(|| FusedOps::for_activations(x, self.ffn_0.dtype(), dim))
+            .flatten()
+    }
+
     /// One block over the residual stream `x: [B, L, dim]` (f32) with the step's
     /// `e0: [B, 6, dim]`.
     pub fn forward(&self, x: &Tensor, e0: &Tensor, rope: &Rope, text: &CrossKv) -> Result<Tensor> {
+        if let Some(ops) = self.fused_ops(x) {
+            return self.forward_fused(&ops, x, e0, rope, text);
+        }
         let m = self.modulation.broadcast_add(e0)?.chunk(6, 1)?;
         let (shift_sa, scale_sa, gate_sa) = (&m[0], &m[1], &m[2]);
         let (shift_ff, scale_ff, gate_ff) = (&m[3], &m[4], &m[5]);
@@ -161,6 +206,54 @@ impl AttentionBlock {
         let b = modulate(&layer_norm(&x, self.eps)?, shift_ff, scale_ff)?;
         let y = self.ffn_2.forward(&self.ffn_0.forward(&b)?.gelu()?)?;
         x + y.to_dtype(DType::F32)?.broadcast_mul(gate_ff)?
+    }
+}
+
+impl AttentionBlock {
+    /// [`Self::forward`] through the fused GPU kernels: the same operations and roundings,
+    /// a memory pass each instead of several.
+    fn forward_fused(
+        &self,
+        ops: &FusedOps,
+        x: &Tensor,
+        e0: &Tensor,
+        rope: &Rope,
+        text: &CrossKv,
+    ) -> Result<Tensor> {
+        let m = self.modulation.broadcast_add(e0)?.chunk(6, 1)?;
+        let bias = |l: &Linear| -> Result<Tensor> {
+            l.bias()
+                .cloned()
+                .ok_or_else(|| candle_core::Error::Msg("fused block: linear without bias".into()))
+        };
+        let sa = &self.self_attn;
+        let a = ops.layer_norm_affine(x, &(&m[1] + 1.0)?, &m[0], self.eps)?;
+        let q = sa.fused_qk(ops, &sa.q, &sa.norm_q, &a, Some(rope))?;
+        let k = sa.fused_qk(ops, &sa.k, &sa.norm_k, &a, Some(rope))?;
+        let v = split_heads(&ops.bias_add(&sa.v.product(&a)?, &bias(&sa.v)?)?, sa.heads)?;
+        let y = merge_heads(&attention(&q, &k, &v, sa.scale)?)?;
+        let x = ops.bias_residual(x, &sa.o.product(&y)?, &bias(&sa.o)?, Some(&m[2]))?;
+
+        let ca = &self.cross_attn;
+        let normed = match &self.norm3 {
+            Some(norm) => {
+                let (w, b, eps) = norm.parts();
+                ops.layer_norm_affine(&x, w, b, eps)?
+            }
+            None => x.to_dtype(DType::BF16)?,
+        };
+        let q = ca.fused_qk(ops, &ca.q, &ca.norm_q, &normed, None)?;
+        let y = merge_heads(&attention(&q, &text.k, &text.v, ca.scale)?)?;
+        let x = ops.bias_residual(&x, &ca.o.product(&y)?, &bias(&ca.o)?, None)?;
+
+        let b = ops.layer_norm_affine(&x, &(&m[4] + 1.0)?, &m[3], self.eps)?;
+        let h = ops.bias_gelu(&self.ffn_0.product(&b)?, &bias(&self.ffn_0)?)?;
+        ops.bias_residual(
+            &x,
+            &self.ffn_2.product(&h)?,
+            &bias(&self.ffn_2)?,
+            Some(&m[5]),
+        )
     }
 }
 

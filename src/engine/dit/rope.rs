@@ -87,6 +87,11 @@ impl Rope {
         })
     }
 
+    /// The cos and sin tables `[L, hd/2]`, f32.
+    pub fn tables(&self) -> (&Tensor, &Tensor) {
+        (&self.cos, &self.sin)
+    }
+
     /// Rotates `x: [B, H, L, hd]` (contiguous) token by token.
     pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
         let cos = self.cos.to_dtype(x.dtype())?;

@@ -1,0 +1,90 @@
+//! vaced's own CUDA kernels: cubins compiled by build.rs from the Triton sources in
+//! `kernels/` (fused attention, fused elementwise/row ops), embedded in the binary, loaded
+//! into a device's context on first use.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use candle_core::cuda::DeviceId;
+use candle_core::cuda::cudarc::driver::sys::CUfunction_attribute_enum;
+use candle_core::cuda::cudarc::driver::{CudaFunction, LaunchConfig};
+use candle_core::cuda::cudarc::nvrtc::Ptx;
+use candle_core::{CudaDevice, Result};
+
+/// One compiled kernel.
+#[derive(Debug)]
+pub struct KernelImage {
+    pub name: &'static str,
+    /// The entry point inside the cubin.
+    pub function: &'static str,
+    pub num_warps: u32,
+    /// Dynamic shared memory per program.
+    pub shared_bytes: u32,
+    pub cubin: &'static [u8],
+}
+
+/// A fused attention kernel: `name` is `hd{head}_m{block_m}_n{block_n}_w{warps}_s{stages}`.
+#[derive(Debug)]
+pub struct AttentionKernel {
+    pub head_dim: usize,
+    /// Queries per program.
+    pub block_m: usize,
+    pub image: KernelImage,
+}
+
+// `ATTENTION` and `FUSED`, written by build.rs (both empty where Triton was unavailable).
+include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
+
+/// The fused op of that name, if this build has it.
+pub fn fused(name: &str) -> Option<&'static KernelImage> {
+    FUSED.iter().find(|k| k.name == name)
+}
+
+/// Launch shape of a Triton program grid: `grid` programs of the kernel's warps.
+pub fn launch_config(image: &KernelImage, grid: (u32, u32, u32)) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: grid,
+        block_dim: (image.num_warps * 32, 1, 1),
+        shared_mem_bytes: image.shared_bytes,
+    }
+}
+
+/// Kernels loaded into a device's context, by device and kernel name.
+type FunctionCache = Mutex<HashMap<(DeviceId, &'static str), Arc<CudaFunction>>>;
+
+/// `image` loaded into `device`'s context (once per device).
+pub fn function(device: &CudaDevice, image: &'static KernelImage) -> Result<Arc<CudaFunction>> {
+    static CACHE: OnceLock<FunctionCache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let key = (device.id(), image.name);
+    let mut loaded = cache
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("CUDA kernel cache poisoned".into()))?;
+    if let Some(func) = loaded.get(&key) {
+        return Ok(func.clone());
+    }
+    let context = device.cuda_stream().context().clone();
+    let module = context
+        .load_module(Ptx::from_binary(image.cubin.to_vec()))
+        .map_err(|e| {
+            candle_core::Error::Msg(format!(
+                "loading CUDA kernel {} (built for the CUDA_COMPUTE_CAP of the build, sm_90 by \
+                 default; rebuild for this GPU): {e}",
+                image.name
+            ))
+        })?;
+    let func = module
+        .load_function(image.function)
+        .map_err(candle_core::Error::wrap)?;
+    // Above 48 KB a kernel must opt in to dynamic shared memory.
+    if image.shared_bytes > 48 << 10 {
+        func.set_attribute(
+            CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            image.shared_bytes as i32,
+        )
+        .map_err(candle_core::Error::wrap)?;
+    }
+    let func = Arc::new(func);
+    loaded.insert(key, func.clone());
+    Ok(func)
+}

@@ -1,0 +1,388 @@
+//! Fused elementwise and row kernels of the DiT blocks on CUDA in bf16
+//! (`kernels/fused_ops.py`): LayerNorm with modulation or affine weights, bias + RMSNorm +
+//! RoPE of q and k, bias + GELU, bias + gate + residual. Each replaces a chain of candle
+//! ops (each a full pass through GPU memory) with one pass, rounding where the reference
+//! rounds. Where they do not apply (CPU, f32, a build without the kernels, or
+//! `VACED_FUSED_OPS=0`) callers take the portable composition of candle ops.
+
+use candle_core::{DType, Result, Tensor};
+
+/// Environment switch: `VACED_FUSED_OPS=0` keeps the portable path on CUDA (to compare).
+pub const FUSED_OPS_ENV: &str = "VACED_FUSED_OPS";
+
+/// Handle to the fused kernels for rows of one width; only made where they apply.
+#[derive(Debug, Clone, Copy)]
+pub struct FusedOps {
+    /// Padded row width of the row kernels (a power of two ≥ the width).
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    row_block: usize,
+}
+
+impl FusedOps {
+    /// The kernels for `[B, L, dim]` activations like `x` computed in `compute`, if they
+    /// apply.
+    pub fn for_activations(x: &Tensor, compute: DType, dim: usize) -> Option<Self> {
+        let row_block = dim.next_power_of_two().max(64);
+        let enabled = std::env::var(FUSED_OPS_ENV).map_or(true, |v| v != "0");
+        let applies = enabled && x.device().is_cuda() && compute == DType::BF16;
+        #[cfg(feature = "cuda")]
+        if applies && cuda::has_row_kernels(row_block) {
+            return Some(Self { row_block });
+        }
+        let _ = (applies, row_block);
+        None
+    }
+
+    /// `bf16(LayerNorm(x)·w + b)` for `x: [B, L, D]` f32 and `w, b: [B, 1, D]` or `[D]` f32
+    /// (modulation: `w = 1 + scale`, `b = shift`).
+    pub fn layer_norm_affine(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        eps: f64,
+    ) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        return cuda::layer_norm_affine(self.row_block, x, w, b, eps);
+        #[cfg(not(feature = "cuda"))]
+        no_cuda(&[x, w, b, &Tensor::new(eps, x.device())?])
+    }
+
+    /// q or k from its linear layer's product `y: [B, L, D]` bf16: `+ bias`, RMSNorm with
+    /// f32 `weight`, then RoPE with `tables` (`[L, hd/2]` cos and sin) when given; bf16.
+    pub fn bias_rms_norm_rope(
+        &self,
+        y: &Tensor,
+        bias: &Tensor,
+        weight: &Tensor,
+        eps: f64,
+        tables: Option<(&Tensor, &Tensor)>,
+    ) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        return cuda::bias_rms_norm_rope(self.row_block, y, bias, weight, eps, tables);
+        #[cfg(not(feature = "cuda"))]
+        {
+            let _ = (eps, tables);
+            no_cuda(&[y, bias, weight])
+        }
+    }
+
+    /// `bf16(y + bias)`.
+    pub fn bias_add(&self, y: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        return cuda::bias_flat("bias_add", y, bias);
+        #[cfg(not(feature = "cuda"))]
+        no_cuda(&[y, bias])
+    }
+
+    /// `bf16(gelu_tanh(bf16(y + bias)))`.
+    pub fn bias_gelu(&self, y: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        return cuda::bias_flat("bias_gelu", y, bias);
+        #[cfg(not(feature = "cuda"))]
+        no_cuda(&[y, bias])
+    }
+
+    /// `x + bf16(y + bias)·gate` in f32, `x: [B, L, D]` f32, `y` bf16, `gate: [B, 1, D]` f32.
+    pub fn bias_residual(
+        &self,
+        x: &Tensor,
+        y: &Tensor,
+        bias: &Tensor,
+        gate: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        return cuda::bias_residual(x, y, bias, gate);
+        #[cfg(not(feature = "cuda"))]
+        {
+            let _ = gate;
+            no_cuda(&[x, y, bias])
+        }
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn no_cuda(_: &[&Tensor]) -> Result<Tensor> {
+    candle_core::bail!("fused GPU kernels need a build with the cuda feature")
+}
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use candle_core::cuda::CudaDType;
+    use candle_core::cuda::cudarc::driver::{CudaView, PushKernelArg};
+    use candle_core::op::BackpropOp;
+    use candle_core::{CudaDevice, DType, Layout, Result, Storage, Tensor};
+    use half::bf16;
+
+    use crate::engine::cuda_kernels::{self, KernelImage};
+
+    /// Elements per program of the flat kernels (`FLAT_BLOCK` in kernels/fused_ops.py).
+    const FLAT_BLOCK: usize = 2048;
+
+    pub fn has_row_kernels(block: usize) -> bool {
+        ["layer_norm_affine", "bias_rms_norm_rope", "bias_rms_norm"]
+            .iter()
+            .all(|k| cuda_kernels::fused(&format!("{k}_{block}")).is_some())
+            && [
+                "bias_add",
+                "bias_gelu",
+                "bias_residual",
+                "bias_gate_residual",
+            ]
+            .iter()
+            .all(|k| cuda_kernels::fused(k).is_some())
+    }
+
+    fn kernel(name: &str) -> Result<&'static KernelImage> {
+        cuda_kernels::fused(name).ok_or_else(|| {
+            candle_core::Error::Msg(format!("this build has no fused kernel {name}"))
+        })
+    }
+
+    /// `t` contiguous in `dtype` (a no-op when it already is).
+    fn prepared(t: &Tensor, dtype: DType) -> Result<Tensor> {
+        t.to_dtype(dtype)?.contiguous()
+    }
+
+    fn device(t: &Tensor) -> Result<CudaDevice> {
+        match t.device() {
+            candle_core::Device::Cuda(d) => Ok(d.clone()),
+            _ => candle_core::bail!("fused kernels: tensor not on a CUDA device"),
+        }
+    }
+
+    fn view<'a, T: CudaDType>(storage: &'a Storage, layout: &Layout) -> Result<CudaView<'a, T>> {
+        match storage {
+            Storage::Cuda(s) => Ok(T::as_cuda_slice(s)?.slice(layout.start_offset()..)),
+            _ => candle_core::bail!("fused kernels: tensor not on a CUDA device"),
+        }
+    }
+
+    /// A fresh contiguous tensor of `dims` in `T` on `device` (uninitialised: the kernel
+    /// writes every element).
+    fn output<T: CudaDType + candle_core::cuda::cudarc::driver::DeviceRepr>(
+        device: &CudaDevice,
+        dims: &[usize],
+    ) -> Result<candle_core::cuda::cudarc::driver::CudaSlice<T>> {
+        // SAFETY: every element is written by the kernel before the tensor is read.
+        unsafe { device.alloc::<T>(dims.iter().product()) }
+    }
+
+    fn wrap<T: CudaDType>(
+        slice: candle_core::cuda::cudarc::driver::CudaSlice<T>,
+        device: CudaDevice,
+        dims: &[usize],
+    ) -> Tensor {
+        let storage = Storage::Cuda(T::wrap_cuda_slice(slice, device));
+        Tensor::from_storage(storage, dims, BackpropOp::none(), false)
+    }
+
+    /// A per-batch vector `[B, 1, D]` or `[D]` as contiguous f32 `[B', D]`.
+    fn per_batch(t: &Tensor, batch: usize, dim: usize) -> Result<Tensor> {
+        let t = t.to_dtype(DType::F32)?;
+        let t = if t.rank() == 1 {
+            t.reshape((1, dim))?
+        } else {
+            t.reshape((t.elem_count() / dim, dim))?
+        };
+        t.broadcast_as((batch, dim))?.contiguous()
+    }
+
+    pub fn layer_norm_affine(
+        block: usize,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        eps: f64,
+    ) -> Result<Tensor> {
+        let (batch, rows, dim) = x.dims3()?;
+        let image = kernel(&format!("layer_norm_affine_{block}"))?;
+        let device = device(x)?;
+        let x = prepared(x, DType::F32)?;
+        let (w, b) = (per_batch(w, batch, dim)?, per_batch(b, batch, dim)?);
+        let out = output::<bf16>(&device, x.dims())?;
+        {
+            let (xs, xl) = x.storage_and_layout();
+            let (ws, wl) = w.storage_and_layout();
+            let (bs, bl) = b.storage_and_layout();
+            let (xv, wv, bv) = (
+                view::<f32>(&xs, xl)?,
+                view::<f32>(&ws, wl)?,
+                view::<f32>(&bs, bl)?,
+            );
+            let (n_cols, rows_per_batch, eps) = (dim as i32, rows as i32, eps as f32);
+            let func = cuda_kernels::function(&device, image)?;
+            let stream = device.cuda_stream();
+            let mut launch = stream.launch_builder(&func);
+            launch.arg(&xv).arg(&wv).arg(&bv).arg(&out);
+            launch.arg(&n_cols).arg(&rows_per_batch).arg(&eps);
+            let scratch = 0u64;
+            launch.arg(&scratch).arg(&scratch);
+            let grid = ((batch * rows) as u32, 1, 1);
+            // SAFETY: arguments match `layer_norm_affine` in kernels/fused_ops.py; inputs are
+            // contiguous with the element counts the grid covers.
+            unsafe { launch.launch(cuda_kernels::launch_config(image, grid)) }
+                .map_err(candle_core::Error::wrap)?;
+        }
+        Ok(wrap(out, device, x.dims()))
+    }
+
+    pub fn bias_rms_norm_rope(
+        block: usize,
+        y: &Tensor,
+        bias: &Tensor,
+        weight: &Tensor,
+        eps: f64,
+        tables: Option<(&Tensor, &Tensor)>,
+    ) -> Result<Tensor> {
+        let (batch, tokens, dim) = y.dims3()?;
+        let name = match tables {
+            Some(_) => format!("bias_rms_norm_rope_{block}"),
+            None => format!("bias_rms_norm_{block}"),
+        };
+        let image = kernel(&name)?;
+        let device = device(y)?;
+        let y = prepared(y, DType::BF16)?;
+        let bias = prepared(bias, DType::BF16)?;
+        let weight = prepared(weight, DType::F32)?;
+        // Without RoPE the tables are not read; any f32 tensor stands in.
+        let (cos, sin) = match tables {
+            Some((c, s)) => (prepared(c, DType::F32)?, prepared(s, DType::F32)?),
+            None => (weight.clone(), weight.clone()),
+        };
+        let half_head = match tables {
+            Some((c, _)) => {
+                if c.dim(0)? != tokens {
+                    candle_core::bail!("RoPE tables for {} tokens, input has {tokens}", c.dim(0)?);
+                }
+                c.dim(1)? as i32
+            }
+            None => 1,
+        };
+        let out = output::<bf16>(&device, y.dims())?;
+        {
+            let (ys, yl) = y.storage_and_layout();
+            let (bs, bl) = bias.storage_and_layout();
+            let (ws, wl) = weight.storage_and_layout();
+            let (cs, cl) = cos.storage_and_layout();
+            let (ss, sl) = sin.storage_and_layout();
+            let (yv, bv) = (view::<bf16>(&ys, yl)?, view::<bf16>(&bs, bl)?);
+            let (wv, cv, sv) = (
+                view::<f32>(&ws, wl)?,
+                view::<f32>(&cs, cl)?,
+                view::<f32>(&ss, sl)?,
+            );
+            let (n_cols, tokens_i, eps) = (dim as i32, tokens as i32, eps as f32);
+            let func = cuda_kernels::function(&device, image)?;
+            let stream = device.cuda_stream();
+            let mut launch = stream.launch_builder(&func);
+            launch
+                .arg(&yv)
+                .arg(&bv)
+                .arg(&wv)
+                .arg(&cv)
+                .arg(&sv)
+                .arg(&out);
+            launch.arg(&n_cols).arg(&tokens_i).arg(&half_head).arg(&eps);
+            let scratch = 0u64;
+            launch.arg(&scratch).arg(&scratch);
+            let grid = ((batch * tokens) as u32, 1, 1);
+            // SAFETY: arguments match `bias_rms_norm_rope` in kernels/fused_ops.py; inputs are
+            // contiguous; the tables cover `tokens` rows.
+            unsafe { launch.launch(cuda_kernels::launch_config(image, grid)) }
+                .map_err(candle_core::Error::wrap)?;
+        }
+        Ok(wrap(out, device, y.dims()))
+    }
+
+    /// `bias_add` or `bias_gelu` over `y: [.., N]` bf16 with `bias: [N]`.
+    pub fn bias_flat(name: &str, y: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        let image = kernel(name)?;
+        let device = device(y)?;
+        let y = prepared(y, DType::BF16)?;
+        let bias = prepared(bias, DType::BF16)?;
+        let n_cols = bias.elem_count();
+        if y.dims().last() != Some(&n_cols) {
+            candle_core::bail!("{name}: bias of {n_cols} for rows of {:?}", y.dims());
+        }
+        let n = y.elem_count();
+        let out = output::<bf16>(&device, y.dims())?;
+        {
+            let (ys, yl) = y.storage_and_layout();
+            let (bs, bl) = bias.storage_and_layout();
+            let (yv, bv) = (view::<bf16>(&ys, yl)?, view::<bf16>(&bs, bl)?);
+            let (n_elements, n_cols) = (n as i64, n_cols as i32);
+            let func = cuda_kernels::function(&device, image)?;
+            let stream = device.cuda_stream();
+            let mut launch = stream.launch_builder(&func);
+            launch
+                .arg(&yv)
+                .arg(&bv)
+                .arg(&out)
+                .arg(&n_elements)
+                .arg(&n_cols);
+            let scratch = 0u64;
+            launch.arg(&scratch).arg(&scratch);
+            let grid = (n.div_ceil(FLAT_BLOCK) as u32, 1, 1);
+            // SAFETY: arguments match the kernel in kernels/fused_ops.py; `y` and `out` hold
+            // `n` elements, `bias` one row.
+            unsafe { launch.launch(cuda_kernels::launch_config(image, grid)) }
+                .map_err(candle_core::Error::wrap)?;
+        }
+        Ok(wrap(out, device, y.dims()))
+    }
+
+    pub fn bias_residual(
+        x: &Tensor,
+        y: &Tensor,
+        bias: &Tensor,
+        gate: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (batch, rows, dim) = x.dims3()?;
+        if y.dims() != x.dims() {
+            candle_core::bail!("residual: x {:?}, y {:?}", x.dims(), y.dims());
+        }
+        let image = kernel(if gate.is_some() {
+            "bias_gate_residual"
+        } else {
+            "bias_residual"
+        })?;
+        let device = device(x)?;
+        let x = prepared(x, DType::F32)?;
+        let y = prepared(y, DType::BF16)?;
+        let bias = prepared(bias, DType::BF16)?;
+        // Without a gate the pointer is not read; `x` stands in.
+        let gate = match gate {
+            Some(g) => per_batch(g, batch, dim)?,
+            None => x.clone(),
+        };
+        let n = x.elem_count();
+        let out = output::<f32>(&device, x.dims())?;
+        {
+            let (xs, xl) = x.storage_and_layout();
+            let (ys, yl) = y.storage_and_layout();
+            let (bs, bl) = bias.storage_and_layout();
+            let (gs, gl) = gate.storage_and_layout();
+            let (xv, gv) = (view::<f32>(&xs, xl)?, view::<f32>(&gs, gl)?);
+            let (yv, bv) = (view::<bf16>(&ys, yl)?, view::<bf16>(&bs, bl)?);
+            let (n_elements, n_cols, rows_per_batch) = (n as i64, dim as i32, rows as i32);
+            let func = cuda_kernels::function(&device, image)?;
+            let stream = device.cuda_stream();
+            let mut launch = stream.launch_builder(&func);
+            launch.arg(&xv).arg(&yv).arg(&bv).arg(&gv);
+            launch
+                .arg(&out)
+                .arg(&n_elements)
+                .arg(&n_cols)
+                .arg(&rows_per_batch);
+            let scratch = 0u64;
+            launch.arg(&scratch).arg(&scratch);
+            let grid = (n.div_ceil(FLAT_BLOCK) as u32, 1, 1);
+            // SAFETY: arguments match `bias_gate_residual` in kernels/fused_ops.py; `x`, `y`
+            // and `out` hold `n` elements, the gate `[B, D]`.
+            unsafe { launch.launch(cuda_kernels::launch_config(image, grid)) }
+                .map_err(candle_core::Error::wrap)?;
+        }
+        Ok(wrap(out, device, x.dims()))
+    }
+}
