@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use candle_core::cuda::DeviceId;
 use candle_core::cuda::cudarc::driver::sys::CUfunction_attribute_enum;
-use candle_core::cuda::cudarc::driver::{CudaFunction, LaunchConfig};
+use candle_core::cuda::cudarc::driver::{CudaFunction, LaunchArgs, LaunchConfig, PushKernelArg};
 use candle_core::cuda::cudarc::nvrtc::Ptx;
 use candle_core::{CudaDevice, Result};
 
@@ -40,13 +40,31 @@ pub fn fused(name: &str) -> Option<&'static KernelImage> {
     FUSED.iter().find(|k| k.name == name)
 }
 
-/// Launch shape of a Triton program grid: `grid` programs of the kernel's warps.
-pub fn launch_config(image: &KernelImage, grid: (u32, u32, u32)) -> LaunchConfig {
-    LaunchConfig {
+/// Triton's two trailing scratch-pointer parameters, passed as null (kernels/compile.py
+/// rejects kernels that would use them).
+static NULL_SCRATCH: u64 = 0;
+
+/// Launches `image` as a grid of `grid` programs with the arguments pushed on `args` (the
+/// kernel's non-constexpr parameters, in order), adding Triton's scratch pointers.
+///
+/// # Safety
+/// `args` must match the kernel's parameters in number, order and type, and every pointer
+/// must cover what the kernel reads and writes for this grid.
+pub unsafe fn launch(
+    image: &KernelImage,
+    grid: (u32, u32, u32),
+    mut args: LaunchArgs<'_>,
+) -> Result<()> {
+    args.arg(&NULL_SCRATCH).arg(&NULL_SCRATCH);
+    let config = LaunchConfig {
         grid_dim: grid,
         block_dim: (image.num_warps * 32, 1, 1),
         shared_mem_bytes: image.shared_bytes,
-    }
+    };
+    // SAFETY: the caller vouches for the arguments; the scratch pointers are unused.
+    unsafe { args.launch(config) }
+        .map(drop)
+        .map_err(candle_core::Error::wrap)
 }
 
 /// Kernels loaded into a device's context, by device and kernel name.

@@ -216,13 +216,10 @@ mod cuda {
             let mut launch = stream.launch_builder(&func);
             launch.arg(&xv).arg(&wv).arg(&bv).arg(&out);
             launch.arg(&n_cols).arg(&rows_per_batch).arg(&eps);
-            let scratch = 0u64;
-            launch.arg(&scratch).arg(&scratch);
             let grid = ((batch * rows) as u32, 1, 1);
             // SAFETY: arguments match `layer_norm_affine` in kernels/fused_ops.py; inputs are
             // contiguous with the element counts the grid covers.
-            unsafe { launch.launch(cuda_kernels::launch_config(image, grid)) }
-                .map_err(candle_core::Error::wrap)?;
+            unsafe { cuda_kernels::launch(image, grid, launch) }?;
         }
         Ok(wrap(out, device, x.dims()))
     }
@@ -284,13 +281,10 @@ mod cuda {
                 .arg(&sv)
                 .arg(&out);
             launch.arg(&n_cols).arg(&tokens_i).arg(&half_head).arg(&eps);
-            let scratch = 0u64;
-            launch.arg(&scratch).arg(&scratch);
             let grid = ((batch * tokens) as u32, 1, 1);
             // SAFETY: arguments match `bias_rms_norm_rope` in kernels/fused_ops.py; inputs are
             // contiguous; the tables cover `tokens` rows.
-            unsafe { launch.launch(cuda_kernels::launch_config(image, grid)) }
-                .map_err(candle_core::Error::wrap)?;
+            unsafe { cuda_kernels::launch(image, grid, launch) }?;
         }
         Ok(wrap(out, device, y.dims()))
     }
@@ -321,13 +315,10 @@ mod cuda {
                 .arg(&out)
                 .arg(&n_elements)
                 .arg(&n_cols);
-            let scratch = 0u64;
-            launch.arg(&scratch).arg(&scratch);
             let grid = (n.div_ceil(FLAT_BLOCK) as u32, 1, 1);
             // SAFETY: arguments match the kernel in kernels/fused_ops.py; `y` and `out` hold
             // `n` elements, `bias` one row.
-            unsafe { launch.launch(cuda_kernels::launch_config(image, grid)) }
-                .map_err(candle_core::Error::wrap)?;
+            unsafe { cuda_kernels::launch(image, grid, launch) }?;
         }
         Ok(wrap(out, device, y.dims()))
     }
@@ -375,13 +366,10 @@ mod cuda {
                 .arg(&n_elements)
                 .arg(&n_cols)
                 .arg(&rows_per_batch);
-            let scratch = 0u64;
-            launch.arg(&scratch).arg(&scratch);
             let grid = (n.div_ceil(FLAT_BLOCK) as u32, 1, 1);
             // SAFETY: arguments match `bias_gate_residual` in kernels/fused_ops.py; `x`, `y`
             // and `out` hold `n` elements, the gate `[B, D]`.
-            unsafe { launch.launch(cuda_kernels::launch_config(image, grid)) }
-                .map_err(candle_core::Error::wrap)?;
+            unsafe { cuda_kernels::launch(image, grid, launch) }?;
         }
         Ok(wrap(out, device, x.dims()))
     }

@@ -178,12 +178,10 @@ impl CustomOp3 for FlashAttention {
         let (so_b, so_h, so_m) = ((lq * h * d) as i64, d as i64, (h * d) as i64);
         let (seq_q, seq_k, heads) = (lq as i32, lk as i32, h as i32);
         let qk_scale = (self.scale * std::f64::consts::LOG2_E) as f32;
-        let scratch = 0u64;
         let image = &self.kernel.image;
         let func = cuda_kernels::function(&device, image)?;
         let stream = device.cuda_stream();
         let grid = (lq.div_ceil(self.kernel.block_m) as u32, (b * h) as u32, 1);
-        let config = cuda_kernels::launch_config(image, grid);
         let mut launch = stream.launch_builder(&func);
         launch.arg(&q).arg(&k).arg(&v).arg(&out);
         launch.arg(&seq_q).arg(&seq_k).arg(&heads).arg(&qk_scale);
@@ -192,10 +190,9 @@ impl CustomOp3 for FlashAttention {
         ] {
             launch.arg(stride);
         }
-        launch.arg(&scratch).arg(&scratch);
         // SAFETY: the argument list matches the kernel's signature (kernels/flash_attention.py);
         // `unsupported` checked shapes, dtypes and alignment; `out` holds B·Lq·H·D elements.
-        unsafe { launch.launch(config) }.map_err(candle_core::Error::wrap)?;
+        unsafe { cuda_kernels::launch(image, grid, launch) }?;
         Ok((
             CudaStorage::wrap_cuda_slice(out, device),
             Shape::from((b, lq, h, d)),
