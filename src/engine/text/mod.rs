@@ -10,9 +10,17 @@ pub use prompt::{DEFAULT_NEGATIVE_PROMPT, clean_prompt};
 pub use tokenizer::{ByteTokenizer, EOS_ID, PAD_ID, PromptTokenizer};
 pub use umt5::{Umt5Encoder, relative_position_bucket};
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
 use candle_core::{Device, Result, Tensor};
 
-/// A tokenizer and encoder pair that turns prompts into DiT context.
+/// Prompts whose encoder states are kept (at most 512 × 4096 bf16 = 4 MiB each for UMT5-xxl).
+pub const PROMPT_CACHE_ENTRIES: usize = 32;
+
+/// A tokenizer and encoder pair that turns prompts into DiT context. Clones share one cache
+/// of encoded prompts, so a worker encodes the default negative prompt once, and a queue of
+/// jobs with the same prompt encodes it once.
 #[derive(Debug, Clone)]
 pub struct TextEncoder {
     tokenizer: PromptTokenizer,
@@ -20,6 +28,15 @@ pub struct TextEncoder {
     /// Longest token sequence, end-of-sequence included (the DiT's `text_len`).
     text_len: usize,
     device: Device,
+    cache: Arc<Mutex<PromptCache>>,
+}
+
+/// Encoder states by token ids, most recently used first.
+#[derive(Debug, Default)]
+struct PromptCache {
+    entries: VecDeque<(Vec<u32>, Tensor)>,
+    /// Encoder runs so far (cache misses).
+    encodes: usize,
 }
 
 impl TextEncoder {
@@ -34,6 +51,7 @@ impl TextEncoder {
             encoder,
             text_len,
             device,
+            cache: Arc::default(),
         }
     }
 
@@ -44,13 +62,79 @@ impl TextEncoder {
             .map_err(|e| candle_core::Error::Msg(format!("cannot tokenize the prompt: {e}")))
     }
 
-    /// Encoder states `[seq_len, dim]` of a prompt.
+    /// Encoder states `[seq_len, dim]` of a prompt; prompts that tokenize alike are encoded
+    /// once while they stay among the [`PROMPT_CACHE_ENTRIES`] most recently used.
     pub fn encode(&self, prompt: &str) -> Result<Tensor> {
         let ids = self.token_ids(prompt)?;
-        self.encoder.encode(&ids, &self.device)
+        if let Some(states) = self.cached(&ids) {
+            return Ok(states);
+        }
+        let states = self.encoder.encode(&ids, &self.device)?;
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.encodes += 1;
+            cache.entries.push_front((ids, states.clone()));
+            cache.entries.truncate(PROMPT_CACHE_ENTRIES);
+        }
+        Ok(states)
+    }
+
+    fn cached(&self, ids: &[u32]) -> Option<Tensor> {
+        let mut cache = self.cache.lock().ok()?;
+        let at = cache.entries.iter().position(|(key, _)| key == ids)?;
+        let entry = cache.entries.remove(at)?;
+        let states = entry.1.clone();
+        cache.entries.push_front(entry);
+        Some(states)
+    }
+
+    /// How many times the encoder has run (prompts not found in the cache).
+    pub fn encoder_runs(&self) -> usize {
+        self.cache.lock().map_or(0, |c| c.encodes)
     }
 
     pub fn encoder(&self) -> &Umt5Encoder {
         &self.encoder
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device};
+
+    use super::*;
+    use crate::engine::preset::Preset;
+
+    fn text_encoder() -> TextEncoder {
+        Preset::Tiny
+            .random_pipeline(&Device::Cpu, DType::F32)
+            .unwrap()
+            .text
+    }
+
+    #[test]
+    fn a_repeated_prompt_is_encoded_once() {
+        let text = text_encoder();
+        let first = text.encode("A red fox,  running").unwrap();
+        // Cleaning collapses the spaces: the same tokens, so the same cached states.
+        let again = text.clone().encode("A red fox, running").unwrap();
+        let other = text.encode("a grey wolf").unwrap();
+        assert_eq!(text.encoder_runs(), 2);
+        let diff = (first - &again).unwrap().abs().unwrap().sum_all().unwrap();
+        assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
+        assert_ne!(other.dims(), again.dims());
+    }
+
+    #[test]
+    fn the_least_recently_used_prompt_is_evicted() {
+        let text = text_encoder();
+        text.encode(DEFAULT_NEGATIVE_PROMPT).unwrap();
+        for i in 0..PROMPT_CACHE_ENTRIES {
+            text.encode(&format!("prompt {i}")).unwrap();
+            // Used before every new prompt, the negative prompt stays cached.
+            text.encode(DEFAULT_NEGATIVE_PROMPT).unwrap();
+        }
+        assert_eq!(text.encoder_runs(), 1 + PROMPT_CACHE_ENTRIES);
+        text.encode("prompt 0").unwrap();
+        assert_eq!(text.encoder_runs(), 2 + PROMPT_CACHE_ENTRIES);
     }
 }
