@@ -101,6 +101,40 @@ impl FusedOps {
     }
 }
 
+/// Whether [`causal_conv3d`] runs `[kt, kh, kw]` convolutions on `device`.
+pub fn has_causal_conv3d(device: &candle_core::Device, kernel: [usize; 3]) -> bool {
+    let enabled = std::env::var(FUSED_OPS_ENV).map_or(true, |v| v != "0");
+    #[cfg(feature = "cuda")]
+    if enabled && device.is_cuda() {
+        let [kt, kh, kw] = kernel;
+        return crate::engine::cuda_kernels::fused(&format!("causal_conv3d_{kt}{kh}{kw}"))
+            .is_some();
+    }
+    let _ = (enabled, device, kernel);
+    false
+}
+
+/// The VAE's convolution in one implicit-GEMM kernel: `input: [T_in, C, H, W]` f32 (causal
+/// frames already in front), `weight: [kt·kh·kw·C, O]` (taps outermost, then channels),
+/// `bias: [O]`; temporal stride `stride_t`, spatial stride 1 and padding `pad`. Returns
+/// `[(T_in − kt)/stride_t + 1, O, H + 2·pad − kh + 1, W + 2·pad − kw + 1]`.
+pub fn causal_conv3d(
+    input: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    kernel: [usize; 3],
+    stride_t: usize,
+    pad: usize,
+) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    return cuda::causal_conv3d(input, weight, bias, kernel, stride_t, pad);
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (kernel, stride_t, pad);
+        no_cuda(&[input, weight, bias])
+    }
+}
+
 #[cfg(not(feature = "cuda"))]
 fn no_cuda(_: &[&Tensor]) -> Result<Tensor> {
     candle_core::bail!("fused GPU kernels need a build with the cuda feature")
@@ -118,6 +152,9 @@ mod cuda {
 
     /// Elements per program of the flat kernels (`FLAT_BLOCK` in kernels/fused_ops.py).
     const FLAT_BLOCK: usize = 2048;
+    /// Output pixels and channels per program of the convolution (kernels/causal_conv.py).
+    const CONV_BLOCK_P: usize = 128;
+    const CONV_BLOCK_O: usize = 64;
 
     pub fn has_row_kernels(block: usize) -> bool {
         ["layer_norm_affine", "bias_rms_norm_rope", "bias_rms_norm"]
@@ -372,5 +409,71 @@ mod cuda {
             unsafe { cuda_kernels::launch(image, grid, launch) }?;
         }
         Ok(wrap(out, device, x.dims()))
+    }
+
+    pub fn causal_conv3d(
+        input: &Tensor,
+        weight: &Tensor,
+        bias: &Tensor,
+        [kt, kh, kw]: [usize; 3],
+        stride_t: usize,
+        pad: usize,
+    ) -> Result<Tensor> {
+        let (frames, channels, height, width) = input.dims4()?;
+        let (k, out_channels) = weight.dims2()?;
+        if k != kt * kh * kw * channels || frames < kt || stride_t == 0 {
+            candle_core::bail!(
+                "causal conv: input {:?}, weight {:?}, kernel {kt}x{kh}x{kw}",
+                input.dims(),
+                weight.dims()
+            );
+        }
+        let image = kernel(&format!("causal_conv3d_{kt}{kh}{kw}"))?;
+        let device = device(input)?;
+        let input = prepared(input, DType::F32)?;
+        let weight = prepared(weight, DType::F32)?;
+        let bias = prepared(bias, DType::F32)?;
+        let out_frames = (frames - kt) / stride_t + 1;
+        let (out_h, out_w) = (height + 2 * pad + 1 - kh, width + 2 * pad + 1 - kw);
+        let dims = [out_frames, out_channels, out_h, out_w];
+        let out = output::<f32>(&device, &dims)?;
+        {
+            let (xs, xl) = input.storage_and_layout();
+            let (ws, wl) = weight.storage_and_layout();
+            let (bs, bl) = bias.storage_and_layout();
+            let (xv, wv, bv) = (
+                view::<f32>(&xs, xl)?,
+                view::<f32>(&ws, wl)?,
+                view::<f32>(&bs, bl)?,
+            );
+            let sizes = [
+                channels,
+                height,
+                width,
+                out_channels,
+                out_h,
+                out_w,
+                stride_t,
+                pad,
+                pad,
+            ]
+            .map(|n| n as i32);
+            let func = cuda_kernels::function(&device, image)?;
+            let stream = device.cuda_stream();
+            let mut launch = stream.launch_builder(&func);
+            launch.arg(&xv).arg(&wv).arg(&bv).arg(&out);
+            for size in &sizes {
+                launch.arg(size);
+            }
+            let grid = (
+                (out_h * out_w).div_ceil(CONV_BLOCK_P) as u32,
+                out_channels.div_ceil(CONV_BLOCK_O) as u32,
+                out_frames as u32,
+            );
+            // SAFETY: arguments match `causal_conv3d` in kernels/causal_conv.py; the input,
+            // weight and bias are contiguous with the sizes passed, `out` holds `dims`.
+            unsafe { cuda_kernels::launch(image, grid, launch) }?;
+        }
+        Ok(wrap(out, device, &dims))
     }
 }

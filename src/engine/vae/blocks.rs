@@ -6,6 +6,7 @@ use candle_nn::VarBuilder;
 
 use super::causal_conv::{CacheSlot, CausalConv3d, FeatureCache, SlotCounter};
 use crate::engine::attention::attention;
+use crate::engine::fused_ops;
 
 /// The VAE's RMS norm: L2-normalise over channels, times `√C · γ` (`F.normalize` guards the
 /// norm with 1e-12).
@@ -44,6 +45,8 @@ pub struct FrameConv {
     bias: Tensor,
     padding: usize,
     stride: usize,
+    /// On CUDA, for stride 1: the weight as `[k·k·in, out]` for the implicit-GEMM kernel.
+    gemm_weight: Option<Tensor>,
 }
 
 impl FrameConv {
@@ -55,15 +58,40 @@ impl FrameConv {
         stride: usize,
         vb: VarBuilder,
     ) -> Result<Self> {
+        let weight = vb.get((out_dim, in_dim, kernel, kernel), "weight")?;
+        let fused =
+            stride == 1 && fused_ops::has_causal_conv3d(weight.device(), [1, kernel, kernel]);
+        let gemm_weight = fused
+            .then(|| {
+                weight
+                    .permute((2, 3, 1, 0))?
+                    .contiguous()?
+                    .reshape((kernel * kernel * in_dim, out_dim))
+            })
+            .transpose()?;
         Ok(Self {
-            weight: vb.get((out_dim, in_dim, kernel, kernel), "weight")?,
+            weight,
             bias: vb.get(out_dim, "bias")?.reshape((1, out_dim, 1, 1))?,
             padding,
             stride,
+            gemm_weight,
         })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if let Some(weight) = &self.gemm_weight {
+            let k = self.weight.dim(2)?;
+            let bias = self.bias.flatten_all()?;
+            // A conv2d of every frame is a causal conv with one temporal tap.
+            return fused_ops::causal_conv3d(
+                &x.contiguous()?,
+                weight,
+                &bias,
+                [1, k, k],
+                1,
+                self.padding,
+            );
+        }
         x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?
             .broadcast_add(&self.bias)
     }

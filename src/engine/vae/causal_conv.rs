@@ -4,10 +4,13 @@
 //!
 //! Activations are `[T, C, H, W]` (frames as the batch axis). candle has no conv3d: a
 //! `kt×kh×kw` convolution is the sum over its `kt` temporal taps of a conv2d of the frames
-//! shifted by the tap.
+//! shifted by the tap; on CUDA one implicit-GEMM kernel does it all
+//! ([`fused_ops::causal_conv3d`]).
 
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
+
+use crate::engine::fused_ops;
 
 /// Frames a causal conv keeps from one chunk for the next (`CACHE_T`).
 pub const CACHE_T: usize = 2;
@@ -81,6 +84,10 @@ pub fn next_cache(x: &Tensor, previous: Option<&Tensor>) -> Result<Tensor> {
 pub struct CausalConv3d {
     /// Per temporal tap, `[out, in, kh, kw]`.
     taps: Vec<Tensor>,
+    /// `[kt, kh, kw]`.
+    kernel: [usize; 3],
+    /// On CUDA: the weight as `[kt·kh·kw·in, out]` for the fused implicit-GEMM kernel.
+    gemm_weight: Option<Tensor>,
     bias: Tensor,
     /// Symmetric spatial padding (the layers of this VAE use equal padding for H and W).
     pad_hw: usize,
@@ -114,8 +121,18 @@ impl CausalConv3d {
         let taps = (0..kt)
             .map(|k| weight.narrow(2, k, 1)?.squeeze(2)?.contiguous())
             .collect::<Result<Vec<_>>>()?;
+        let gemm_weight = fused_ops::has_causal_conv3d(weight.device(), kernel)
+            .then(|| {
+                weight
+                    .permute((2, 3, 4, 1, 0))?
+                    .contiguous()?
+                    .reshape((kt * kh * kw * in_dim, out_dim))
+            })
+            .transpose()?;
         Ok(Self {
             taps,
+            kernel,
+            gemm_weight,
             bias: vb.get(out_dim, "bias")?.reshape((1, out_dim, 1, 1))?,
             pad_hw: ph,
             causal_frames: 2 * pt,
@@ -143,6 +160,17 @@ impl CausalConv3d {
         let kt = self.taps.len();
         if frames < kt {
             candle_core::bail!("causal conv needs {kt} frames, got {frames}");
+        }
+        if let Some(weight) = &self.gemm_weight {
+            let bias = self.bias.flatten_all()?;
+            return fused_ops::causal_conv3d(
+                &input,
+                weight,
+                &bias,
+                self.kernel,
+                self.stride_t,
+                self.pad_hw,
+            );
         }
         let out_frames = (frames - kt) / self.stride_t + 1;
         let mut out: Option<Tensor> = None;
