@@ -65,11 +65,13 @@ pub struct BenchReport {
     pub frames: usize,
     pub latent_frames: usize,
     pub tokens: usize,
+    /// Seconds to build the random-weight pipeline (0 when only the DiT was measured).
     pub load_secs: f64,
     pub dit_step: Option<Timing>,
     /// TFLOP of one step (two forwards), counted from the shapes.
     pub dit_step_tflop: f64,
     pub dit_step_tflops_per_sec: Option<f64>,
+    /// Device memory in use at the step's peak, with only the DiT loaded.
     pub dit_peak_gpu_memory_gib: Option<f64>,
     pub vae_encode: Option<Timing>,
     pub vae_decode: Option<Timing>,
@@ -134,14 +136,10 @@ pub fn run(
     device_name: &str,
     dtype: DType,
 ) -> anyhow::Result<BenchReport> {
-    let load = Instant::now();
-    let pipeline = options.preset.random_pipeline(device, dtype)?;
-    device.synchronize()?;
-    let load_secs = load.elapsed().as_secs_f64();
-    let cfg = pipeline.dit.config().clone();
-    let (_, spatial) = pipeline.vae.config().stride();
+    let cfg = options.preset.dit_config();
+    let (temporal, spatial) = options.preset.vae_config().stride();
     let (h, w) = (options.height_px / spatial, options.width_px / spatial);
-    let t = pipeline.vae.latent_frames(options.frames);
+    let t = 1 + options.frames.saturating_sub(1) / temporal;
     let tokens = t * h * w / (cfg.patch_size[1] * cfg.patch_size[2]);
     let step_flop = 2.0 * forward_flop(&cfg, tokens);
     let mut report = BenchReport {
@@ -152,7 +150,7 @@ pub fn run(
         frames: options.frames,
         latent_frames: t,
         tokens,
-        load_secs,
+        load_secs: 0.0,
         dit_step: None,
         dit_step_tflop: step_flop / 1e12,
         dit_step_tflops_per_sec: None,
@@ -171,6 +169,8 @@ pub fn run(
     }
 
     if options.step {
+        // The DiT alone, so the peak is the DiT's: the text encoder and VAE are not loaded.
+        let dit = options.preset.random_dit(device, dtype)?;
         let latent = Tensor::randn(0f32, 1.0, (cfg.in_dim, t, h, w), device)?;
         let z = Tensor::randn(0f32, 1.0, (cfg.vace_in_dim(), t, h, w), device)?;
         // A short prompt and the default negative prompt's length (the text MLP pads both).
@@ -178,21 +178,17 @@ pub fn run(
             .to_dtype(dtype)?;
         let context_null = Tensor::randn(0f32, 1.0, (120.min(cfg.text_len), cfg.text_dim), device)?
             .to_dtype(dtype)?;
-        let vace = pipeline.dit.vace_condition(&z)?;
-        let cond = pipeline.dit.text_condition(&context)?;
-        let uncond = pipeline.dit.text_condition(&context_null)?;
+        let vace = dit.vace_condition(&z)?;
+        let cond = dit.text_condition(&context)?;
+        let uncond = dit.text_condition(&context_null)?;
         let (timing, peak) = peak_during(device, || {
             time(device, options.repeat, || {
                 // A fresh solver per step: each timed step is the first order-2-capable step.
                 let mut solver = scheduler::build(Default::default(), 50, 16.0);
                 let t = solver.schedule().timesteps[1];
-                let time = pipeline.dit.time_condition(t as f64)?;
-                let v_cond = pipeline
-                    .dit
-                    .forward_conditioned(&latent, &time, &cond, &vace, 1.0)?;
-                let v_uncond = pipeline
-                    .dit
-                    .forward_conditioned(&latent, &time, &uncond, &vace, 1.0)?;
+                let time = dit.time_condition(t as f64)?;
+                let v_cond = dit.forward_conditioned(&latent, &time, &cond, &vace, 1.0)?;
+                let v_uncond = dit.forward_conditioned(&latent, &time, &uncond, &vace, 1.0)?;
                 let v = (&v_uncond + ((v_cond - &v_uncond)? * 5.0)?)?;
                 solver.step(&v, &latent)?;
                 Ok(())
@@ -204,6 +200,14 @@ pub fn run(
         report.dit_step = Some(timing);
         report.dit_peak_gpu_memory_gib = gib(peak);
     }
+    if !(options.vae || options.text || options.job_steps > 0) {
+        return Ok(report);
+    }
+
+    let load = Instant::now();
+    let pipeline = options.preset.random_pipeline(device, dtype)?;
+    device.synchronize()?;
+    report.load_secs = load.elapsed().as_secs_f64();
 
     if options.vae {
         let video = (Tensor::rand(

@@ -65,12 +65,7 @@ impl Preset {
     /// The published sizes draw their weights on the device (seconds, not minutes); `tiny`
     /// draws on the host, so it is the same model on every machine.
     pub fn random_pipeline(self, device: &Device, dtype: DType) -> candle_core::Result<Pipeline> {
-        let weights = if self == Self::Tiny || device.is_cpu() {
-            RandomWeights::new(RANDOM_WEIGHTS_SEED)
-        } else {
-            device.set_seed(RANDOM_WEIGHTS_SEED)?;
-            RandomWeights::on_device(RANDOM_WEIGHTS_SEED)
-        };
+        let weights = self.random_weights(device)?;
         let dit_cfg = self.dit_config();
         let dit = WanModel::new(&dit_cfg, weights.var_builder(dtype, device))?;
         let vae = WanVae::new(
@@ -88,6 +83,24 @@ impl Preset {
             device.clone(),
         );
         Ok(Pipeline { dit, vae, text })
+    }
+}
+
+impl Preset {
+    /// The DiT alone, with the same random weights as in [`Self::random_pipeline`] (for
+    /// measuring it without the other models in memory).
+    pub fn random_dit(self, device: &Device, dtype: DType) -> candle_core::Result<WanModel> {
+        let weights = self.random_weights(device)?;
+        WanModel::new(&self.dit_config(), weights.var_builder(dtype, device))
+    }
+
+    fn random_weights(self, device: &Device) -> candle_core::Result<std::sync::Arc<RandomWeights>> {
+        if self == Self::Tiny || device.is_cpu() {
+            Ok(RandomWeights::new(RANDOM_WEIGHTS_SEED))
+        } else {
+            device.set_seed(RANDOM_WEIGHTS_SEED)?;
+            Ok(RandomWeights::on_device(RANDOM_WEIGHTS_SEED))
+        }
     }
 }
 
