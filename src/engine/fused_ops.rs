@@ -10,6 +10,13 @@ use candle_core::{DType, Result, Tensor};
 /// Environment switch: `VACED_FUSED_OPS=0` keeps the portable path on CUDA (to compare).
 pub const FUSED_OPS_ENV: &str = "VACED_FUSED_OPS";
 
+/// Whether [`FUSED_OPS_ENV`] leaves the fused kernels on; read once, since every DiT block
+/// and VAE layer asks.
+fn enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var(FUSED_OPS_ENV).map_or(true, |v| v != "0"))
+}
+
 /// Handle to the fused kernels for rows of one width; only made where they apply.
 #[derive(Debug, Clone, Copy)]
 pub struct FusedOps {
@@ -23,8 +30,7 @@ impl FusedOps {
     /// apply.
     pub fn for_activations(x: &Tensor, compute: DType, dim: usize) -> Option<Self> {
         let row_block = dim.next_power_of_two().max(64);
-        let enabled = std::env::var(FUSED_OPS_ENV).map_or(true, |v| v != "0");
-        let applies = enabled && x.device().is_cuda() && compute == DType::BF16;
+        let applies = enabled() && x.device().is_cuda() && compute == DType::BF16;
         #[cfg(feature = "cuda")]
         if applies && cuda::has_row_kernels(row_block) {
             return Some(Self { row_block });
@@ -103,14 +109,13 @@ impl FusedOps {
 
 /// Whether [`causal_conv3d`] runs `[kt, kh, kw]` convolutions on `device`.
 pub fn has_causal_conv3d(device: &candle_core::Device, kernel: [usize; 3]) -> bool {
-    let enabled = std::env::var(FUSED_OPS_ENV).map_or(true, |v| v != "0");
     #[cfg(feature = "cuda")]
-    if enabled && device.is_cuda() {
+    if enabled() && device.is_cuda() {
         let [kt, kh, kw] = kernel;
         return crate::engine::cuda_kernels::fused(&format!("causal_conv3d_{kt}{kh}{kw}"))
             .is_some();
     }
-    let _ = (enabled, device, kernel);
+    let _ = (device, kernel);
     false
 }
 

@@ -48,17 +48,7 @@ pub struct PartialFolder {
 impl PartialFolder {
     /// Starts `dest`: it must not exist yet; its parent is created.
     pub fn begin(dest: &Path) -> Result<Self, Error> {
-        if dest.exists() {
-            return Err(Error::Exists(dest.to_owned()));
-        }
-        let parent = dest
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent).map_err(|source| Error::Io {
-            path: parent.to_owned(),
-            source,
-        })?;
+        let parent = free_destination(dest)?;
         let name = dest
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -142,10 +132,8 @@ impl Drop for PartialFolder {
     }
 }
 
-/// Moves a finished folder to `dest` so that it appears whole: a `rename` on one file
-/// system; across file systems a copy into a hidden sibling of `dest`, a rename, then the
-/// source is removed.
-pub fn publish_dir(src: &Path, dest: &Path) -> Result<(), Error> {
+/// Checks that `dest` does not exist yet and creates its parent, which it returns.
+fn free_destination(dest: &Path) -> Result<&Path, Error> {
     if dest.exists() {
         return Err(Error::Exists(dest.to_owned()));
     }
@@ -157,6 +145,14 @@ pub fn publish_dir(src: &Path, dest: &Path) -> Result<(), Error> {
         path: parent.to_owned(),
         source,
     })?;
+    Ok(parent)
+}
+
+/// Moves a finished folder to `dest` so that it appears whole: a `rename` on one file
+/// system; across file systems a copy into a hidden sibling of `dest`, a rename, then the
+/// source is removed.
+pub fn publish_dir(src: &Path, dest: &Path) -> Result<(), Error> {
+    let parent = free_destination(dest)?;
     match std::fs::rename(src, dest) {
         Ok(()) => return Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {}
