@@ -30,6 +30,8 @@ fn triton_kernels(out_dir: &Path) {
         "kernels/compile.py",
         "kernels/flash_attention.py",
         "kernels/fused_ops.py",
+        "kernels/causal_conv.py",
+        "kernels/channel_norm.py",
     ] {
         println!("cargo:rerun-if-changed={source}");
     }
@@ -56,7 +58,8 @@ fn triton_kernels(out_dir: &Path) {
                  Python or set VACED_TRITON_PYTHON (scripts/build-cuda does both)."
             );
             let empty = "pub const ATTENTION: &[AttentionKernel] = &[];\n\
-                         pub const FUSED: &[KernelImage] = &[];\n";
+                         pub const FUSED: &[KernelImage] = &[];\n\
+                         pub const CONV: &[ConvKernel] = &[];\n";
             std::fs::write(&generated, empty).expect("write the empty kernel table");
         }
     }

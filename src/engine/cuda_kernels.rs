@@ -5,11 +5,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use candle_core::cuda::DeviceId;
 use candle_core::cuda::cudarc::driver::sys::CUfunction_attribute_enum;
-use candle_core::cuda::cudarc::driver::{CudaFunction, LaunchArgs, LaunchConfig, PushKernelArg};
+use candle_core::cuda::cudarc::driver::{
+    CudaFunction, CudaView, LaunchArgs, LaunchConfig, PushKernelArg,
+};
 use candle_core::cuda::cudarc::nvrtc::Ptx;
-use candle_core::{CudaDevice, Result};
+use candle_core::cuda::{CudaDType, DeviceId};
+use candle_core::op::BackpropOp;
+use candle_core::{CudaDevice, DType, Layout, Result, Storage, Tensor};
 
 /// One compiled kernel.
 #[derive(Debug)]
@@ -32,7 +35,23 @@ pub struct AttentionKernel {
     pub image: KernelImage,
 }
 
-// `ATTENTION` and `FUSED`, written by build.rs (both empty where Triton was unavailable).
+/// A convolution kernel of the VAE (kernels/causal_conv.py): `name` is
+/// `conv_{kt}{kh}{kw}_{class}_{tile}`, with the tile as `p{block_p}_o{block_o}_c…_w…_s…`.
+#[derive(Debug)]
+pub struct ConvKernel {
+    /// `[kt, kh, kw]`.
+    pub kernel: [usize; 3],
+    /// What the kernel assumes of the shapes: "wide", "thin" or "narrow".
+    pub class: &'static str,
+    /// The tile's name, `p128_o64_c32_w4_s3`.
+    pub tile: &'static str,
+    /// Output pixels and output channels per program.
+    pub block_p: usize,
+    pub block_o: usize,
+    pub image: KernelImage,
+}
+
+// `ATTENTION`, `FUSED` and `CONV`, written by build.rs (empty where Triton was unavailable).
 include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
 
 /// The fused op of that name, if this build has it.
@@ -105,4 +124,42 @@ pub fn function(device: &CudaDevice, image: &'static KernelImage) -> Result<Arc<
     let func = Arc::new(func);
     loaded.insert(key, func.clone());
     Ok(func)
+}
+
+/// `t` contiguous in `dtype` (a no-op when it already is).
+pub fn prepared(t: &Tensor, dtype: DType) -> Result<Tensor> {
+    t.to_dtype(dtype)?.contiguous()
+}
+
+pub fn device(t: &Tensor) -> Result<CudaDevice> {
+    match t.device() {
+        candle_core::Device::Cuda(d) => Ok(d.clone()),
+        _ => candle_core::bail!("vaced kernels: tensor not on a CUDA device"),
+    }
+}
+
+pub fn view<'a, T: CudaDType>(storage: &'a Storage, layout: &Layout) -> Result<CudaView<'a, T>> {
+    match storage {
+        Storage::Cuda(s) => Ok(T::as_cuda_slice(s)?.slice(layout.start_offset()..)),
+        _ => candle_core::bail!("vaced kernels: tensor not on a CUDA device"),
+    }
+}
+
+/// A fresh contiguous tensor of `dims` in `T` on `device` (uninitialised: the kernel
+/// writes every element).
+pub fn output<T: CudaDType + candle_core::cuda::cudarc::driver::DeviceRepr>(
+    device: &CudaDevice,
+    dims: &[usize],
+) -> Result<candle_core::cuda::cudarc::driver::CudaSlice<T>> {
+    // SAFETY: every element is written by the kernel before the tensor is read.
+    unsafe { device.alloc::<T>(dims.iter().product()) }
+}
+
+pub fn wrap<T: CudaDType>(
+    slice: candle_core::cuda::cudarc::driver::CudaSlice<T>,
+    device: CudaDevice,
+    dims: &[usize],
+) -> Tensor {
+    let storage = Storage::Cuda(T::wrap_cuda_slice(slice, device));
+    Tensor::from_storage(storage, dims, BackpropOp::none(), false)
 }

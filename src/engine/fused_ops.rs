@@ -12,7 +12,7 @@ pub const FUSED_OPS_ENV: &str = "VACED_FUSED_OPS";
 
 /// Whether [`FUSED_OPS_ENV`] leaves the fused kernels on; read once, since every DiT block
 /// and VAE layer asks.
-fn enabled() -> bool {
+pub(crate) fn enabled() -> bool {
     static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ENABLED.get_or_init(|| std::env::var(FUSED_OPS_ENV).map_or(true, |v| v != "0"))
 }
@@ -107,39 +107,6 @@ impl FusedOps {
     }
 }
 
-/// Whether [`causal_conv3d`] runs `[kt, kh, kw]` convolutions on `device`.
-pub fn has_causal_conv3d(device: &candle_core::Device, kernel: [usize; 3]) -> bool {
-    #[cfg(feature = "cuda")]
-    if enabled() && device.is_cuda() {
-        let [kt, kh, kw] = kernel;
-        return crate::engine::cuda_kernels::fused(&format!("causal_conv3d_{kt}{kh}{kw}"))
-            .is_some();
-    }
-    let _ = (device, kernel);
-    false
-}
-
-/// The VAE's convolution in one implicit-GEMM kernel: `input: [T_in, C, H, W]` f32 (causal
-/// frames already in front), `weight: [kt·kh·kw·C, O]` (taps outermost, then channels),
-/// `bias: [O]`; temporal stride `stride_t`, spatial stride 1 and padding `pad`. Returns
-/// `[(T_in − kt)/stride_t + 1, O, H + 2·pad − kh + 1, W + 2·pad − kw + 1]`.
-pub fn causal_conv3d(
-    input: &Tensor,
-    weight: &Tensor,
-    bias: &Tensor,
-    kernel: [usize; 3],
-    stride_t: usize,
-    pad: usize,
-) -> Result<Tensor> {
-    #[cfg(feature = "cuda")]
-    return cuda::causal_conv3d(input, weight, bias, kernel, stride_t, pad);
-    #[cfg(not(feature = "cuda"))]
-    {
-        let _ = (kernel, stride_t, pad);
-        no_cuda(&[input, weight, bias])
-    }
-}
-
 #[cfg(not(feature = "cuda"))]
 fn no_cuda(_: &[&Tensor]) -> Result<Tensor> {
     candle_core::bail!("fused GPU kernels need a build with the cuda feature")
@@ -147,19 +114,14 @@ fn no_cuda(_: &[&Tensor]) -> Result<Tensor> {
 
 #[cfg(feature = "cuda")]
 mod cuda {
-    use candle_core::cuda::CudaDType;
-    use candle_core::cuda::cudarc::driver::{CudaView, PushKernelArg};
-    use candle_core::op::BackpropOp;
-    use candle_core::{CudaDevice, DType, Layout, Result, Storage, Tensor};
+    use candle_core::cuda::cudarc::driver::PushKernelArg;
+    use candle_core::{DType, Result, Tensor};
     use half::bf16;
 
-    use crate::engine::cuda_kernels::{self, KernelImage};
+    use crate::engine::cuda_kernels::{self, KernelImage, device, output, prepared, view, wrap};
 
     /// Elements per program of the flat kernels (`FLAT_BLOCK` in kernels/fused_ops.py).
     const FLAT_BLOCK: usize = 2048;
-    /// Output pixels and channels per program of the convolution (kernels/causal_conv.py).
-    const CONV_BLOCK_P: usize = 128;
-    const CONV_BLOCK_O: usize = 64;
 
     pub fn has_row_kernels(block: usize) -> bool {
         ["layer_norm_affine", "bias_rms_norm_rope", "bias_rms_norm"]
@@ -179,44 +141,6 @@ mod cuda {
         cuda_kernels::fused(name).ok_or_else(|| {
             candle_core::Error::Msg(format!("this build has no fused kernel {name}"))
         })
-    }
-
-    /// `t` contiguous in `dtype` (a no-op when it already is).
-    fn prepared(t: &Tensor, dtype: DType) -> Result<Tensor> {
-        t.to_dtype(dtype)?.contiguous()
-    }
-
-    fn device(t: &Tensor) -> Result<CudaDevice> {
-        match t.device() {
-            candle_core::Device::Cuda(d) => Ok(d.clone()),
-            _ => candle_core::bail!("fused kernels: tensor not on a CUDA device"),
-        }
-    }
-
-    fn view<'a, T: CudaDType>(storage: &'a Storage, layout: &Layout) -> Result<CudaView<'a, T>> {
-        match storage {
-            Storage::Cuda(s) => Ok(T::as_cuda_slice(s)?.slice(layout.start_offset()..)),
-            _ => candle_core::bail!("fused kernels: tensor not on a CUDA device"),
-        }
-    }
-
-    /// A fresh contiguous tensor of `dims` in `T` on `device` (uninitialised: the kernel
-    /// writes every element).
-    fn output<T: CudaDType + candle_core::cuda::cudarc::driver::DeviceRepr>(
-        device: &CudaDevice,
-        dims: &[usize],
-    ) -> Result<candle_core::cuda::cudarc::driver::CudaSlice<T>> {
-        // SAFETY: every element is written by the kernel before the tensor is read.
-        unsafe { device.alloc::<T>(dims.iter().product()) }
-    }
-
-    fn wrap<T: CudaDType>(
-        slice: candle_core::cuda::cudarc::driver::CudaSlice<T>,
-        device: CudaDevice,
-        dims: &[usize],
-    ) -> Tensor {
-        let storage = Storage::Cuda(T::wrap_cuda_slice(slice, device));
-        Tensor::from_storage(storage, dims, BackpropOp::none(), false)
     }
 
     /// A per-batch vector `[B, 1, D]` or `[D]` as contiguous f32 `[B', D]`.
@@ -414,71 +338,5 @@ mod cuda {
             unsafe { cuda_kernels::launch(image, grid, launch) }?;
         }
         Ok(wrap(out, device, x.dims()))
-    }
-
-    pub fn causal_conv3d(
-        input: &Tensor,
-        weight: &Tensor,
-        bias: &Tensor,
-        [kt, kh, kw]: [usize; 3],
-        stride_t: usize,
-        pad: usize,
-    ) -> Result<Tensor> {
-        let (frames, channels, height, width) = input.dims4()?;
-        let (k, out_channels) = weight.dims2()?;
-        if k != kt * kh * kw * channels || frames < kt || stride_t == 0 {
-            candle_core::bail!(
-                "causal conv: input {:?}, weight {:?}, kernel {kt}x{kh}x{kw}",
-                input.dims(),
-                weight.dims()
-            );
-        }
-        let image = kernel(&format!("causal_conv3d_{kt}{kh}{kw}"))?;
-        let device = device(input)?;
-        let input = prepared(input, DType::F32)?;
-        let weight = prepared(weight, DType::F32)?;
-        let bias = prepared(bias, DType::F32)?;
-        let out_frames = (frames - kt) / stride_t + 1;
-        let (out_h, out_w) = (height + 2 * pad + 1 - kh, width + 2 * pad + 1 - kw);
-        let dims = [out_frames, out_channels, out_h, out_w];
-        let out = output::<f32>(&device, &dims)?;
-        {
-            let (xs, xl) = input.storage_and_layout();
-            let (ws, wl) = weight.storage_and_layout();
-            let (bs, bl) = bias.storage_and_layout();
-            let (xv, wv, bv) = (
-                view::<f32>(&xs, xl)?,
-                view::<f32>(&ws, wl)?,
-                view::<f32>(&bs, bl)?,
-            );
-            let sizes = [
-                channels,
-                height,
-                width,
-                out_channels,
-                out_h,
-                out_w,
-                stride_t,
-                pad,
-                pad,
-            ]
-            .map(|n| n as i32);
-            let func = cuda_kernels::function(&device, image)?;
-            let stream = device.cuda_stream();
-            let mut launch = stream.launch_builder(&func);
-            launch.arg(&xv).arg(&wv).arg(&bv).arg(&out);
-            for size in &sizes {
-                launch.arg(size);
-            }
-            let grid = (
-                (out_h * out_w).div_ceil(CONV_BLOCK_P) as u32,
-                out_channels.div_ceil(CONV_BLOCK_O) as u32,
-                out_frames as u32,
-            );
-            // SAFETY: arguments match `causal_conv3d` in kernels/causal_conv.py; the input,
-            // weight and bias are contiguous with the sizes passed, `out` holds `dims`.
-            unsafe { cuda_kernels::launch(image, grid, launch) }?;
-        }
-        Ok(wrap(out, device, &dims))
     }
 }

@@ -5,38 +5,9 @@ use candle_core::{D, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::causal_conv::{CacheSlot, CausalConv3d, FeatureCache, SlotCounter};
+pub use super::channel_norm::ChannelNorm;
+use super::gemm_conv::{self, ConvGeometry, Frames, GemmWeight};
 use crate::engine::attention::attention;
-use crate::engine::fused_ops;
-
-/// The VAE's RMS norm: L2-normalise over channels, times `√C · γ` (`F.normalize` guards the
-/// norm with 1e-12).
-#[derive(Debug, Clone)]
-pub struct ChannelNorm {
-    /// `[C, 1, 1]`.
-    gamma: Tensor,
-    scale: f64,
-}
-
-impl ChannelNorm {
-    /// `gamma` is stored `[C, 1, 1, 1]` in 3-D blocks (`images=False`) and `[C, 1, 1]` in
-    /// the attention blocks.
-    pub fn new(dim: usize, video: bool, vb: VarBuilder) -> Result<Self> {
-        let gamma = if video {
-            vb.get((dim, 1, 1, 1), "gamma")?
-        } else {
-            vb.get((dim, 1, 1), "gamma")?
-        };
-        Ok(Self {
-            gamma: gamma.reshape((dim, 1, 1))?,
-            scale: (dim as f64).sqrt(),
-        })
-    }
-
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let norm = x.sqr()?.sum_keepdim(1)?.sqrt()?.maximum(1e-12)?;
-        (x.broadcast_div(&norm)? * self.scale)?.broadcast_mul(&self.gamma)
-    }
-}
 
 /// A 2-D convolution applied to every frame.
 #[derive(Debug, Clone)]
@@ -45,8 +16,8 @@ pub struct FrameConv {
     bias: Tensor,
     padding: usize,
     stride: usize,
-    /// On CUDA, for stride 1: the weight as `[k·k·in, out]` for the implicit-GEMM kernel.
-    gemm_weight: Option<Tensor>,
+    /// On CUDA: the weight as `[k·k·in, out]` for the implicit-GEMM kernel.
+    gemm_weight: Option<GemmWeight>,
 }
 
 impl FrameConv {
@@ -59,16 +30,7 @@ impl FrameConv {
         vb: VarBuilder,
     ) -> Result<Self> {
         let weight = vb.get((out_dim, in_dim, kernel, kernel), "weight")?;
-        let fused =
-            stride == 1 && fused_ops::has_causal_conv3d(weight.device(), [1, kernel, kernel]);
-        let gemm_weight = fused
-            .then(|| {
-                weight
-                    .permute((2, 3, 1, 0))?
-                    .contiguous()?
-                    .reshape((kernel * kernel * in_dim, out_dim))
-            })
-            .transpose()?;
+        let gemm_weight = gemm_conv::gemm_weight(&weight.unsqueeze(2)?)?;
         Ok(Self {
             weight,
             bias: vb.get(out_dim, "bias")?.reshape((1, out_dim, 1, 1))?,
@@ -79,19 +41,34 @@ impl FrameConv {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_padded(x, 0)
+    }
+
+    /// As `forward` on `x` with `extra` more zero rows at the bottom and zero columns at the
+    /// right (the downsamplers' `ZeroPad2d((0, 1, 0, 1))`).
+    pub fn forward_padded(&self, x: &Tensor, extra: usize) -> Result<Tensor> {
         if let Some(weight) = &self.gemm_weight {
             let k = self.weight.dim(2)?;
-            let bias = self.bias.flatten_all()?;
             // A conv2d of every frame is a causal conv with one temporal tap.
-            return fused_ops::causal_conv3d(
-                &x.contiguous()?,
+            let geometry = ConvGeometry {
+                kernel: [1, k, k],
+                stride_t: 1,
+                stride_hw: self.stride,
+                pad_begin: self.padding,
+                pad_end: self.padding + extra,
+            };
+            return gemm_conv::conv(
+                &[Frames::Of(x)],
                 weight,
-                &bias,
-                [1, k, k],
-                1,
-                self.padding,
+                &self.bias.flatten_all()?,
+                geometry,
             );
         }
+        let x = if extra > 0 {
+            x.pad_with_zeros(3, 0, extra)?.pad_with_zeros(2, 0, extra)?
+        } else {
+            x.clone()
+        };
         x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?
             .broadcast_add(&self.bias)
     }
@@ -146,10 +123,10 @@ impl ResidualBlock {
         };
         let y = self
             .conv_2
-            .forward_cached(&self.norm_0.forward(x)?.silu()?, cache)?;
+            .forward_cached(&self.norm_0.forward_silu(x)?, cache)?;
         let y = self
             .conv_6
-            .forward_cached(&self.norm_3.forward(&y)?.silu()?, cache)?;
+            .forward_cached(&self.norm_3.forward_silu(&y)?, cache)?;
         y + h
     }
 }
@@ -273,8 +250,7 @@ impl Resample {
             }
             ResampleMode::Downsample2d | ResampleMode::Downsample3d => {
                 // ZeroPad2d((0, 1, 0, 1)): one column right, one row at the bottom.
-                let padded = x.pad_with_zeros(3, 0, 1)?.pad_with_zeros(2, 0, 1)?;
-                self.conv.forward(&padded)
+                self.conv.forward_padded(x, 1)
             }
         }
     }

@@ -4,13 +4,12 @@
 //!
 //! Activations are `[T, C, H, W]` (frames as the batch axis). candle has no conv3d: a
 //! `kt×kh×kw` convolution is the sum over its `kt` temporal taps of a conv2d of the frames
-//! shifted by the tap; on CUDA one implicit-GEMM kernel does it all
-//! ([`fused_ops::causal_conv3d`]).
+//! shifted by the tap; on CUDA one implicit-GEMM kernel does it all ([`gemm_conv`]).
 
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::engine::fused_ops;
+use super::gemm_conv::{self, ConvGeometry, Frames, GemmWeight};
 
 /// Frames a causal conv keeps from one chunk for the next (`CACHE_T`).
 pub const CACHE_T: usize = 2;
@@ -87,7 +86,7 @@ pub struct CausalConv3d {
     /// `[kt, kh, kw]`.
     kernel: [usize; 3],
     /// On CUDA: the weight as `[kt·kh·kw·in, out]` for the fused implicit-GEMM kernel.
-    gemm_weight: Option<Tensor>,
+    gemm_weight: Option<GemmWeight>,
     bias: Tensor,
     /// Symmetric spatial padding (the layers of this VAE use equal padding for H and W).
     pad_hw: usize,
@@ -121,14 +120,7 @@ impl CausalConv3d {
         let taps = (0..kt)
             .map(|k| weight.narrow(2, k, 1)?.squeeze(2)?.contiguous())
             .collect::<Result<Vec<_>>>()?;
-        let gemm_weight = fused_ops::has_causal_conv3d(weight.device(), kernel)
-            .then(|| {
-                weight
-                    .permute((2, 3, 4, 1, 0))?
-                    .contiguous()?
-                    .reshape((kt * kh * kw * in_dim, out_dim))
-            })
-            .transpose()?;
+        let gemm_weight = gemm_conv::gemm_weight(&weight)?;
         Ok(Self {
             taps,
             kernel,
@@ -144,34 +136,39 @@ impl CausalConv3d {
     /// Convolves `x: [τ, C, H, W]` preceded by `cache` (frames of the previous chunk, only
     /// used when the layer pads in time); missing history is zero frames.
     pub fn forward(&self, x: &Tensor, cache: Option<&Tensor>) -> Result<Tensor> {
-        let mut parts = Vec::with_capacity(3);
-        let mut front = self.causal_frames;
-        if let Some(cache) = cache.filter(|_| self.causal_frames > 0) {
-            front = front.saturating_sub(cache.dim(0)?);
-            parts.push(cache.clone());
-        }
-        if front > 0 {
-            let (_, c, h, w) = x.dims4()?;
-            parts.insert(0, Tensor::zeros((front, c, h, w), x.dtype(), x.device())?);
-        }
-        parts.push(x.clone());
-        let input = Tensor::cat(&parts, 0)?;
-        let frames = input.dim(0)?;
+        let cache = cache.filter(|_| self.causal_frames > 0);
+        let front = self
+            .causal_frames
+            .saturating_sub(cache.map_or(Ok(0), |c| c.dim(0))?);
+        let frames = front + cache.map_or(Ok(0), |c| c.dim(0))? + x.dim(0)?;
         let kt = self.taps.len();
         if frames < kt {
             candle_core::bail!("causal conv needs {kt} frames, got {frames}");
         }
         if let Some(weight) = &self.gemm_weight {
-            let bias = self.bias.flatten_all()?;
-            return fused_ops::causal_conv3d(
-                &input,
-                weight,
-                &bias,
-                self.kernel,
-                self.stride_t,
-                self.pad_hw,
-            );
+            let geometry = ConvGeometry {
+                kernel: self.kernel,
+                stride_t: self.stride_t,
+                stride_hw: 1,
+                pad_begin: self.pad_hw,
+                pad_end: self.pad_hw,
+            };
+            let mut input = Vec::with_capacity(3);
+            if front > 0 {
+                input.push(Frames::Zeros(front));
+            }
+            input.extend(cache.map(Frames::Of));
+            input.push(Frames::Of(x));
+            return gemm_conv::conv(&input, weight, &self.bias.flatten_all()?, geometry);
         }
+        let mut parts = Vec::with_capacity(3);
+        if front > 0 {
+            let (_, c, h, w) = x.dims4()?;
+            parts.push(Tensor::zeros((front, c, h, w), x.dtype(), x.device())?);
+        }
+        parts.extend(cache.cloned());
+        parts.push(x.clone());
+        let input = Tensor::cat(&parts, 0)?;
         let out_frames = (frames - kt) / self.stride_t + 1;
         let mut out: Option<Tensor> = None;
         for (k, tap) in self.taps.iter().enumerate() {

@@ -77,7 +77,7 @@ impl Head {
 
     pub fn forward(&self, x: &Tensor, cache: &mut FeatureCache) -> Result<Tensor> {
         self.conv_2
-            .forward_cached(&self.norm_0.forward(x)?.silu()?, cache)
+            .forward_cached(&self.norm_0.forward_silu(x)?, cache)
     }
 }
 

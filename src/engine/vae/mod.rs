@@ -7,8 +7,10 @@
 
 mod blocks;
 mod causal_conv;
+mod channel_norm;
 mod decoder;
 mod encoder;
+mod gemm_conv;
 
 use candle_core::{DType, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -17,6 +19,7 @@ pub use causal_conv::CACHE_T;
 use causal_conv::{CausalConv3d, FeatureCache};
 use decoder::Decoder3d;
 use encoder::Encoder3d;
+pub use gemm_conv::CONV_TILE_ENV;
 
 use crate::engine::config::VaeConfig;
 
