@@ -16,7 +16,7 @@ pub struct FrameConv {
     bias: Tensor,
     padding: usize,
     stride: usize,
-    /// On CUDA: the weight as `[k·k·in, out]` for the implicit-GEMM kernel.
+    /// On CUDA: the weight as the implicit-GEMM kernel reads it.
     gemm_weight: Option<GemmWeight>,
 }
 

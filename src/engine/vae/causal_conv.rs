@@ -78,15 +78,21 @@ pub fn next_cache(x: &Tensor, previous: Option<&Tensor>) -> Result<Tensor> {
     }
 }
 
+/// A causal conv's weight, in the form the device's path reads.
+#[derive(Debug, Clone)]
+enum ConvWeight {
+    /// Per temporal tap, `[out, in, kh, kw]`, for candle's conv2d.
+    Taps(Vec<Tensor>),
+    /// For the implicit-GEMM kernel (CUDA).
+    Gemm(GemmWeight),
+}
+
 /// A Conv3d whose temporal padding (`2·pt` frames) is all in front of the first frame.
 #[derive(Debug, Clone)]
 pub struct CausalConv3d {
-    /// Per temporal tap, `[out, in, kh, kw]`.
-    taps: Vec<Tensor>,
+    weight: ConvWeight,
     /// `[kt, kh, kw]`.
     kernel: [usize; 3],
-    /// On CUDA: the weight as `[kt·kh·kw·in, out]` for the fused implicit-GEMM kernel.
-    gemm_weight: Option<GemmWeight>,
     bias: Tensor,
     /// Symmetric spatial padding (the layers of this VAE use equal padding for H and W).
     pad_hw: usize,
@@ -117,14 +123,17 @@ impl CausalConv3d {
             );
         }
         let weight = vb.get((out_dim, in_dim, kt, kh, kw), "weight")?;
-        let taps = (0..kt)
-            .map(|k| weight.narrow(2, k, 1)?.squeeze(2)?.contiguous())
-            .collect::<Result<Vec<_>>>()?;
-        let gemm_weight = gemm_conv::gemm_weight(&weight)?;
+        let weight = match gemm_conv::gemm_weight(&weight)? {
+            Some(gemm) => ConvWeight::Gemm(gemm),
+            None => ConvWeight::Taps(
+                (0..kt)
+                    .map(|k| weight.narrow(2, k, 1)?.squeeze(2)?.contiguous())
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+        };
         Ok(Self {
-            taps,
+            weight,
             kernel,
-            gemm_weight,
             bias: vb.get(out_dim, "bias")?.reshape((1, out_dim, 1, 1))?,
             pad_hw: ph,
             causal_frames: 2 * pt,
@@ -137,30 +146,32 @@ impl CausalConv3d {
     /// used when the layer pads in time); missing history is zero frames.
     pub fn forward(&self, x: &Tensor, cache: Option<&Tensor>) -> Result<Tensor> {
         let cache = cache.filter(|_| self.causal_frames > 0);
-        let front = self
-            .causal_frames
-            .saturating_sub(cache.map_or(Ok(0), |c| c.dim(0))?);
-        let frames = front + cache.map_or(Ok(0), |c| c.dim(0))? + x.dim(0)?;
-        let kt = self.taps.len();
+        let cached = cache.map_or(Ok(0), |c| c.dim(0))?;
+        let front = self.causal_frames.saturating_sub(cached);
+        let frames = front + cached + x.dim(0)?;
+        let kt = self.kernel[0];
         if frames < kt {
             candle_core::bail!("causal conv needs {kt} frames, got {frames}");
         }
-        if let Some(weight) = &self.gemm_weight {
-            let geometry = ConvGeometry {
-                kernel: self.kernel,
-                stride_t: self.stride_t,
-                stride_hw: 1,
-                pad_begin: self.pad_hw,
-                pad_end: self.pad_hw,
-            };
-            let mut input = Vec::with_capacity(3);
-            if front > 0 {
-                input.push(Frames::Zeros(front));
+        let taps = match &self.weight {
+            ConvWeight::Taps(taps) => taps,
+            ConvWeight::Gemm(weight) => {
+                let geometry = ConvGeometry {
+                    kernel: self.kernel,
+                    stride_t: self.stride_t,
+                    stride_hw: 1,
+                    pad_begin: self.pad_hw,
+                    pad_end: self.pad_hw,
+                };
+                let mut input = Vec::with_capacity(3);
+                if front > 0 {
+                    input.push(Frames::Zeros(front));
+                }
+                input.extend(cache.map(Frames::Of));
+                input.push(Frames::Of(x));
+                return gemm_conv::conv(&input, weight, &self.bias.flatten_all()?, geometry);
             }
-            input.extend(cache.map(Frames::Of));
-            input.push(Frames::Of(x));
-            return gemm_conv::conv(&input, weight, &self.bias.flatten_all()?, geometry);
-        }
+        };
         let mut parts = Vec::with_capacity(3);
         if front > 0 {
             let (_, c, h, w) = x.dims4()?;
@@ -171,7 +182,7 @@ impl CausalConv3d {
         let input = Tensor::cat(&parts, 0)?;
         let out_frames = (frames - kt) / self.stride_t + 1;
         let mut out: Option<Tensor> = None;
-        for (k, tap) in self.taps.iter().enumerate() {
+        for (k, tap) in taps.iter().enumerate() {
             let shifted = if self.stride_t == 1 {
                 input.narrow(0, k, out_frames)?
             } else {

@@ -231,15 +231,14 @@ mod cuda {
         );
         let stream = device.cuda_stream();
         let func = cuda_kernels::function(&device, image)?;
+        let missing = || candle_core::Error::Msg("VAE convolution: frame range".into());
         let mut at = 0;
         for part in input {
             match part {
                 Frames::Zeros(n) => {
                     let range = at * frame_len..(at + n) * frame_len;
                     for buffer in [&mut big, &mut small] {
-                        let mut zeros = buffer.try_slice_mut(range.clone()).ok_or_else(|| {
-                            candle_core::Error::Msg("VAE convolution: frame range".into())
-                        })?;
+                        let mut zeros = buffer.try_slice_mut(range.clone()).ok_or_else(missing)?;
                         stream
                             .memset_zeros(&mut zeros)
                             .map_err(candle_core::Error::wrap)?;
@@ -259,7 +258,6 @@ mod cuda {
                     let (xs, xl) = x.storage_and_layout();
                     let xv = view::<f32>(&xs, xl)?;
                     let range = at * frame_len..(at + n) * frame_len;
-                    let missing = || candle_core::Error::Msg("VAE convolution: frame range".into());
                     let mut big_part = big.try_slice_mut(range.clone()).ok_or_else(missing)?;
                     let mut small_part = small.try_slice_mut(range).ok_or_else(missing)?;
                     let sizes = [channels as i32, pixels as i32];
