@@ -32,6 +32,7 @@ fn triton_kernels(out_dir: &Path) {
         "kernels/fused_ops.py",
         "kernels/causal_conv.py",
         "kernels/channel_norm.py",
+        "kernels/quantized_attention.py",
     ] {
         println!("cargo:rerun-if-changed={source}");
     }
@@ -59,7 +60,8 @@ fn triton_kernels(out_dir: &Path) {
             );
             let empty = "pub const ATTENTION: &[AttentionKernel] = &[];\n\
                          pub const FUSED: &[KernelImage] = &[];\n\
-                         pub const CONV: &[ConvKernel] = &[];\n";
+                         pub const CONV: &[ConvKernel] = &[];\n\
+                         pub const QUANTIZED_ATTENTION: &[AttentionKernel] = &[];\n";
             std::fs::write(&generated, empty).expect("write the empty kernel table");
         }
     }

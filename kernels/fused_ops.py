@@ -63,17 +63,6 @@ def bias_rms_norm_rope(Y, BIAS, W, COS, SIN, OUT, n_cols, tokens, half_head, eps
 
 
 @triton.jit
-def bias_gelu(Y, BIAS, OUT, n_elements, n_cols, BLOCK: tl.constexpr):
-    """bf16(gelu_tanh(bf16(y + bias))): the FFN's first layer as the reference rounds it."""
-    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < n_elements
-    y = tl.load(Y + offs, mask=mask, other=0.0).to(tl.float32)
-    y = (y + tl.load(BIAS + offs % n_cols, mask=mask, other=0.0).to(tl.float32)).to(tl.bfloat16).to(tl.float32)
-    inner = 0.7978845608028654 * (y + 0.044715 * y * y * y)
-    tl.store(OUT + offs, (0.5 * y * (1.0 + libdevice.tanh(inner))).to(tl.bfloat16), mask=mask)
-
-
-@triton.jit
 def bias_add(Y, BIAS, OUT, n_elements, n_cols, BLOCK: tl.constexpr):
     """bf16(y + bias): a linear layer's bias, as the reference's GEMM epilogue adds it."""
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -122,8 +111,6 @@ def variants():
                  "eps": "fp32", "ROPE": "constexpr", "BLOCK_PAIRS": "constexpr"},
                 {"ROPE": rope, "BLOCK_PAIRS": pairs}, max(1, min(16, pairs // 128)))
     flat = {"n_elements": "i64", "n_cols": "i32", "BLOCK": "constexpr"}
-    out["bias_gelu"] = (bias_gelu, {"Y": "*bf16", "BIAS": "*bf16", "OUT": "*bf16", **flat},
-                        {"BLOCK": FLAT_BLOCK}, 8)
     out["bias_add"] = (bias_add, {"Y": "*bf16", "BIAS": "*bf16", "OUT": "*bf16", **flat},
                        {"BLOCK": FLAT_BLOCK}, 8)
     for gate in (True, False):

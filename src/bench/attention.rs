@@ -47,7 +47,7 @@ pub fn run(
         attention::fused_kernels()
             .into_iter()
             .filter(|&(_, width)| width == head_dim)
-            .map(|(name, _)| Implementation::Fused(name)),
+            .map(|(implementation, _)| implementation),
     );
     let reference = attention::attention_with(Implementation::Portable, &q, &k, &v, scale)?
         .to_dtype(DType::F32)?;
@@ -65,6 +65,7 @@ pub fn run(
             implementation: match implementation {
                 Implementation::Portable => "portable".to_owned(),
                 Implementation::Fused(name) => name.to_owned(),
+                Implementation::Quantized(name) => format!("{name} (8-bit)"),
             },
             tflops_per_sec: flop / 1e12 / timing.median_secs,
             timing,

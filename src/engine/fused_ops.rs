@@ -1,11 +1,14 @@
 //! Fused elementwise and row kernels of the DiT blocks on CUDA in bf16
 //! (`kernels/fused_ops.py`): LayerNorm with modulation or affine weights, bias + RMSNorm +
-//! RoPE of q and k, bias + GELU, bias + gate + residual. Each replaces a chain of candle
+//! RoPE of q and k, bias + gate + residual; and linear layers with bias (+ GELU) in the
+//! product's epilogue (cuBLASLt, `epilogue_gemm.rs`). Each replaces a chain of candle
 //! ops (each a full pass through GPU memory) with one pass, rounding where the reference
 //! rounds. Where they do not apply (CPU, f32, a build without the kernels, or
 //! `VACED_FUSED_OPS=0`) callers take the portable composition of candle ops.
 
 use candle_core::{DType, Result, Tensor};
+
+use crate::engine::linear::Linear;
 
 /// Environment switch: `VACED_FUSED_OPS=0` keeps the portable path on CUDA (to compare).
 pub const FUSED_OPS_ENV: &str = "VACED_FUSED_OPS";
@@ -81,12 +84,36 @@ impl FusedOps {
         no_cuda(&[y, bias])
     }
 
-    /// `bf16(gelu_tanh(bf16(y + bias)))`.
-    pub fn bias_gelu(&self, y: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    /// `bf16(x·Wᵀ + b)` of a linear layer with a bias, the bias added in the product's
+    /// epilogue.
+    pub fn linear_bias(&self, linear: &Linear, x: &Tensor) -> Result<Tensor> {
+        self.epilogue_linear(linear, x, false)
+    }
+
+    /// `bf16(gelu_tanh(x·Wᵀ + b))`, bias and GELU in the product's epilogue.
+    pub fn linear_bias_gelu(&self, linear: &Linear, x: &Tensor) -> Result<Tensor> {
+        self.epilogue_linear(linear, x, true)
+    }
+
+    fn epilogue_linear(&self, linear: &Linear, x: &Tensor, gelu: bool) -> Result<Tensor> {
+        let Some(bias) = linear.bias() else {
+            candle_core::bail!("fused linear: the layer has no bias")
+        };
         #[cfg(feature = "cuda")]
-        return cuda::bias_flat("bias_gelu", y, bias);
+        {
+            use crate::engine::epilogue_gemm::{Epilogue, linear as gemm};
+            let epilogue = if gelu {
+                Epilogue::BiasGelu
+            } else {
+                Epilogue::Bias
+            };
+            gemm(x, linear.weight(), bias, epilogue)
+        }
         #[cfg(not(feature = "cuda"))]
-        no_cuda(&[y, bias])
+        {
+            let _ = gelu;
+            no_cuda(&[x, bias])
+        }
     }
 
     /// `x + bf16(y + bias)·gate` in f32, `x: [B, L, D]` f32, `y` bf16, `gate: [B, 1, D]` f32.
@@ -127,14 +154,9 @@ mod cuda {
         ["layer_norm_affine", "bias_rms_norm_rope", "bias_rms_norm"]
             .iter()
             .all(|k| cuda_kernels::fused(&format!("{k}_{block}")).is_some())
-            && [
-                "bias_add",
-                "bias_gelu",
-                "bias_residual",
-                "bias_gate_residual",
-            ]
-            .iter()
-            .all(|k| cuda_kernels::fused(k).is_some())
+            && ["bias_add", "bias_residual", "bias_gate_residual"]
+                .iter()
+                .all(|k| cuda_kernels::fused(k).is_some())
     }
 
     fn kernel(name: &str) -> Result<&'static KernelImage> {
@@ -255,7 +277,7 @@ mod cuda {
         Ok(wrap(out, device, y.dims()))
     }
 
-    /// `bias_add` or `bias_gelu` over `y: [.., N]` bf16 with `bias: [N]`.
+    /// `bias_add` over `y: [.., N]` bf16 with `bias: [N]`.
     pub fn bias_flat(name: &str, y: &Tensor, bias: &Tensor) -> Result<Tensor> {
         let image = kernel(name)?;
         let device = device(y)?;

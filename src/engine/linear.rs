@@ -51,6 +51,10 @@ impl Linear {
         self.inner.weight().dtype()
     }
 
+    pub fn weight(&self) -> &Tensor {
+        self.inner.weight()
+    }
+
     pub fn bias(&self) -> Option<&Tensor> {
         self.inner.bias()
     }

@@ -12,6 +12,8 @@ pub mod config;
 #[cfg(feature = "cuda")]
 pub mod cuda_kernels;
 pub mod dit;
+#[cfg(feature = "cuda")]
+mod epilogue_gemm;
 pub mod fused_ops;
 pub mod linear;
 pub mod noise;

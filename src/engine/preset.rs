@@ -11,7 +11,7 @@ use crate::engine::config::{DitConfig, T5Config, VaeConfig};
 use crate::engine::dit::WanModel;
 use crate::engine::pipeline::Pipeline;
 use crate::engine::random_weights::RandomWeights;
-use crate::engine::text::{ByteTokenizer, PromptTokenizer, TextEncoder, Umt5Encoder};
+use crate::engine::text::{ByteTokenizer, HostEncoder, PromptTokenizer, TextEncoder, Umt5Encoder};
 use crate::engine::vae::WanVae;
 
 /// Seed of the built-in random weights; fixed so `tiny` is the same model everywhere.
@@ -72,16 +72,16 @@ impl Preset {
             &self.vae_config(),
             weights.var_builder(DType::F32, device).pp("vae"),
         )?;
-        let encoder = Umt5Encoder::new(
-            &self.t5_config(),
-            weights.var_builder(dtype, device).pp("text"),
-        )?;
-        let text = TextEncoder::new(
-            PromptTokenizer::Bytes(ByteTokenizer),
-            encoder,
-            dit_cfg.text_len,
-            device.clone(),
-        );
+        let text_vb = weights.var_builder(dtype, device).pp("text");
+        let tokenizer = PromptTokenizer::Bytes(ByteTokenizer);
+        let text = if device.is_cpu() {
+            let encoder = Umt5Encoder::new(&self.t5_config(), text_vb)?;
+            TextEncoder::new(tokenizer, encoder, dit_cfg.text_len, device.clone())
+        } else {
+            // As with a checkpoint: weights in host memory, on the GPU only while encoding.
+            let host = HostEncoder::capture(&self.t5_config(), text_vb)?;
+            TextEncoder::host_resident(tokenizer, host, dit_cfg.text_len, device.clone())
+        };
         Ok(Pipeline { dit, vae, text })
     }
 }

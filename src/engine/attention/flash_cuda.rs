@@ -70,6 +70,17 @@ pub fn unsupported(
     k: &Tensor,
     v: &Tensor,
 ) -> Result<Option<String>> {
+    unsupported_layout(kernel.head_dim, q, k, v)
+}
+
+/// Why a kernel for `head_dim` cannot read these inputs (shapes, dtypes, alignment), or
+/// `None` if it can.
+pub(super) fn unsupported_layout(
+    head_dim: usize,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+) -> Result<Option<String>> {
     let (b, h, lq, d) = q.dims4()?;
     let (kb, kh, lk, kd) = k.dims4()?;
     if (kb, kh, kd) != (b, h, d) || v.dims4()? != (kb, kh, lk, kd) {
@@ -80,8 +91,8 @@ pub fn unsupported(
             v.dims()
         )));
     }
-    if d != kernel.head_dim {
-        return Ok(Some(format!("head width {d}, kernel {}", kernel.head_dim)));
+    if d != head_dim {
+        return Ok(Some(format!("head width {d}, kernel {head_dim}")));
     }
     if [q, k, v].iter().any(|t| t.dtype() != DType::BF16) {
         return Ok(Some("not all bf16".into()));
@@ -114,7 +125,7 @@ pub fn unsupported(
 
 /// The batch, head and row strides of a `[B, H, L, D]` layout; 0 for dimensions of size 1,
 /// whose stride is never used and may be arbitrary in a view.
-fn strides(layout: &Layout) -> [i64; 3] {
+pub(super) fn strides(layout: &Layout) -> [i64; 3] {
     let dims = layout.dims();
     let stride = layout.stride();
     std::array::from_fn(|i| if dims[i] == 1 { 0 } else { stride[i] as i64 })

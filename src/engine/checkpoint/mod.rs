@@ -28,7 +28,7 @@ pub use tensor_files::{Access, TensorFiles};
 use crate::engine::config::{DitConfig, T5Config, VaeConfig};
 use crate::engine::dit::WanModel;
 use crate::engine::pipeline::Pipeline;
-use crate::engine::text::{PromptTokenizer, TextEncoder, Umt5Encoder};
+use crate::engine::text::{HostEncoder, PromptTokenizer, TextEncoder, Umt5Encoder};
 use crate::engine::vae::WanVae;
 
 /// DiT configuration file.
@@ -318,18 +318,36 @@ impl ModelDir {
             }
         })?;
         let (files, config) = self.t5_tensors()?;
-        let encoder = build(
+        let text_len = self.config.text_len;
+        if device.is_cpu() {
+            let encoder = build(
+                &files,
+                T5_MODEL,
+                |vb| Umt5Encoder::new(&config, vb),
+                Access::Load,
+                dtype,
+                device,
+            )?;
+            return Ok(TextEncoder::new(
+                tokenizer,
+                encoder,
+                text_len,
+                device.clone(),
+            ));
+        }
+        // On a GPU the weights are read into host memory and uploaded per new prompt.
+        let host = build(
             &files,
             T5_MODEL,
-            |vb| Umt5Encoder::new(&config, vb),
+            |vb| HostEncoder::capture(&config, vb),
             Access::Load,
             dtype,
-            device,
+            &Device::Cpu,
         )?;
-        Ok(TextEncoder::new(
+        Ok(TextEncoder::host_resident(
             tokenizer,
-            encoder,
-            self.config.text_len,
+            host,
+            text_len,
             device.clone(),
         ))
     }
@@ -338,7 +356,7 @@ impl ModelDir {
     pub fn load_pipeline(&self, device: &Device, dtype: DType) -> Result<Pipeline, LoadError> {
         let text = self.load_text_encoder(device, dtype)?;
         let dit = self.load_dit(device, dtype)?;
-        check_text_width(&self.t5_file, text.encoder().config(), dit.config())?;
+        check_text_width(&self.t5_file, text.config(), dit.config())?;
         let vae = self.load_vae(device)?;
         Ok(Pipeline { dit, vae, text })
     }

@@ -230,7 +230,7 @@ impl AttentionBlock {
         let a = ops.layer_norm_affine(x, &(&m[1] + 1.0)?, &m[0], self.eps)?;
         let q = sa.fused_qk(ops, &sa.q, &sa.norm_q, &a, Some(rope))?;
         let k = sa.fused_qk(ops, &sa.k, &sa.norm_k, &a, Some(rope))?;
-        let v = split_heads(&ops.bias_add(&sa.v.product(&a)?, &bias(&sa.v)?)?, sa.heads)?;
+        let v = split_heads(&ops.linear_bias(&sa.v, &a)?, sa.heads)?;
         let y = merge_heads(&attention(&q, &k, &v, sa.scale)?)?;
         let x = ops.bias_residual(x, &sa.o.product(&y)?, &bias(&sa.o)?, Some(&m[2]))?;
 
@@ -247,7 +247,7 @@ impl AttentionBlock {
         let x = ops.bias_residual(&x, &ca.o.product(&y)?, &bias(&ca.o)?, None)?;
 
         let b = ops.layer_norm_affine(&x, &(&m[4] + 1.0)?, &m[3], self.eps)?;
-        let h = ops.bias_gelu(&self.ffn_0.product(&b)?, &bias(&self.ffn_0)?)?;
+        let h = ops.linear_bias_gelu(&self.ffn_0, &b)?;
         ops.bias_residual(
             &x,
             &self.ffn_2.product(&h)?,

@@ -21,6 +21,7 @@ pub use embed::{PatchEmbedding, TimeCondition, sinusoidal_embedding};
 pub use rope::{Rope, TokenGrid};
 
 use crate::engine::config::DitConfig;
+use crate::engine::fused_ops::FusedOps;
 use crate::engine::linear::Linear;
 use crate::engine::norm::layer_norm;
 use block::modulate;
@@ -295,12 +296,13 @@ impl WanModel {
             trace.patch_embed = Some(tokens.squeeze(0)?.t()?.reshape((self.cfg.dim, f, h, w))?);
         }
 
-        // VACE branch: all hints are computed before the first main block.
+        // VACE branch: all hints are computed before the first main block. They stay in
+        // the compute dtype, as the reference's are (15 f32 hints would be 3 GB at 832x480).
         let mut c = (&vace.tokens + &tokens)?;
         let mut hints = Vec::with_capacity(self.vace_blocks.len());
         for (vace_block, kv) in self.vace_blocks.iter().zip(&text.vace_blocks) {
             c = vace_block.block.forward(&c, &time.e0, &vace.rope, kv)?;
-            hints.push(vace_block.after_proj.forward(&c)?.to_dtype(DType::F32)?);
+            hints.push(Hint::of(&vace_block.after_proj, &c)?);
         }
 
         let mut x = tokens;
@@ -312,17 +314,72 @@ impl WanModel {
         {
             x = block.forward(&x, &time.e0, &vace.rope, kv)?;
             if let Some(j) = hint {
-                x = (x + (&hints[*j] * context_scale)?)?;
+                x = hints[*j].add_to(&x, context_scale)?;
             }
             if let Some(trace) = trace.as_deref_mut() {
                 trace.block_outs.push(x.squeeze(0)?);
             }
         }
         if let Some(trace) = trace {
-            trace.hints = hints.iter().map(|h| h.squeeze(0)).collect::<Result<_>>()?;
+            trace.hints = hints
+                .iter()
+                .map(|h| h.value()?.to_dtype(DType::F32)?.squeeze(0))
+                .collect::<Result<_>>()?;
         }
 
         let out = self.head.forward(&x, &time.e)?.squeeze(0)?;
         unpatchify(&out, grid, self.cfg.patch_size, self.cfg.out_dim)?.to_dtype(DType::F32)
+    }
+}
+
+/// A VACE block's hint, `after_proj(c)`, waiting to join the residual stream.
+enum Hint {
+    /// The finished projection, in the layer's dtype.
+    Value(Tensor),
+    /// On the fused GPU path: the product alone; bias, scale and residual add happen in one
+    /// pass when it is added (rounded to bf16 after the bias, as the projection would be).
+    Product {
+        product: Tensor,
+        bias: Tensor,
+        ops: FusedOps,
+    },
+}
+
+impl Hint {
+    fn of(after_proj: &Linear, c: &Tensor) -> Result<Self> {
+        let dim = after_proj.bias().map(|b| b.elem_count());
+        let fused = dim.and_then(|d| FusedOps::for_activations(c, after_proj.dtype(), d));
+        match (fused, after_proj.bias()) {
+            (Some(ops), Some(bias)) => Ok(Self::Product {
+                product: after_proj.product(c)?,
+                bias: bias.clone(),
+                ops,
+            }),
+            _ => Ok(Self::Value(after_proj.forward(c)?)),
+        }
+    }
+
+    /// `x + context_scale · hint`, in f32.
+    fn add_to(&self, x: &Tensor, context_scale: f64) -> Result<Tensor> {
+        match self {
+            Self::Value(hint) => x + (hint.to_dtype(DType::F32)? * context_scale)?,
+            Self::Product { product, bias, ops } => {
+                let gate = (context_scale != 1.0)
+                    .then(|| {
+                        let dim = bias.elem_count();
+                        Tensor::full(context_scale as f32, (1, 1, dim), x.device())
+                    })
+                    .transpose()?;
+                ops.bias_residual(x, product, bias, gate.as_ref())
+            }
+        }
+    }
+
+    /// The projection's output (for traces).
+    fn value(&self) -> Result<Tensor> {
+        match self {
+            Self::Value(hint) => Ok(hint.clone()),
+            Self::Product { product, bias, ops } => ops.bias_add(product, bias),
+        }
     }
 }

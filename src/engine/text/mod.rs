@@ -2,10 +2,12 @@
 //! `[seq_len, dim]` states the DiT consumes (the encoder output trimmed to the real tokens,
 //! spec §2.4).
 
+mod host_copy;
 mod prompt;
 mod tokenizer;
 mod umt5;
 
+pub use host_copy::HostEncoder;
 pub use prompt::{DEFAULT_NEGATIVE_PROMPT, clean_prompt};
 pub use tokenizer::{ByteTokenizer, EOS_ID, PAD_ID, PromptTokenizer};
 pub use umt5::{Umt5Encoder, relative_position_bucket};
@@ -14,6 +16,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use candle_core::{Device, Result, Tensor};
+
+use crate::engine::config::T5Config;
 
 /// Prompts whose encoder states are kept (at most 512 × 4096 bf16 = 4 MiB each for UMT5-xxl).
 pub const PROMPT_CACHE_ENTRIES: usize = 32;
@@ -24,11 +28,20 @@ pub const PROMPT_CACHE_ENTRIES: usize = 32;
 #[derive(Debug, Clone)]
 pub struct TextEncoder {
     tokenizer: PromptTokenizer,
-    encoder: Umt5Encoder,
+    encoder: Residence,
     /// Longest token sequence, end-of-sequence included (the DiT's `text_len`).
     text_len: usize,
     device: Device,
     cache: Arc<Mutex<PromptCache>>,
+}
+
+/// Where the encoder's weights stay between prompts.
+#[derive(Debug, Clone)]
+enum Residence {
+    /// On the encoding device (the CPU, or a GPU with room to spare).
+    Device(Umt5Encoder),
+    /// In host memory, copied to the device for each prompt not in the cache.
+    Host(HostEncoder),
 }
 
 /// Encoder states by token ids, most recently used first.
@@ -40,9 +53,30 @@ struct PromptCache {
 }
 
 impl TextEncoder {
+    /// An encoder that stays on `device`.
     pub fn new(
         tokenizer: PromptTokenizer,
         encoder: Umt5Encoder,
+        text_len: usize,
+        device: Device,
+    ) -> Self {
+        Self::with(tokenizer, Residence::Device(encoder), text_len, device)
+    }
+
+    /// An encoder whose weights stay in host memory and are copied to `device` only while a
+    /// prompt missing from the cache is encoded.
+    pub fn host_resident(
+        tokenizer: PromptTokenizer,
+        encoder: HostEncoder,
+        text_len: usize,
+        device: Device,
+    ) -> Self {
+        Self::with(tokenizer, Residence::Host(encoder), text_len, device)
+    }
+
+    fn with(
+        tokenizer: PromptTokenizer,
+        encoder: Residence,
         text_len: usize,
         device: Device,
     ) -> Self {
@@ -69,7 +103,7 @@ impl TextEncoder {
         if let Some(states) = self.cached(&ids) {
             return Ok(states);
         }
-        let states = self.encoder.encode(&ids, &self.device)?;
+        let states = self.encode_ids(&ids)?;
         if let Ok(mut cache) = self.cache.lock() {
             cache.encodes += 1;
             cache.entries.push_front((ids, states.clone()));
@@ -92,8 +126,40 @@ impl TextEncoder {
         self.cache.lock().map_or(0, |c| c.encodes)
     }
 
-    pub fn encoder(&self) -> &Umt5Encoder {
-        &self.encoder
+    /// Runs the encoder on token ids, bypassing the cache; a host-resident encoder is
+    /// uploaded for the call and freed after it.
+    pub fn encode_ids(&self, ids: &[u32]) -> Result<Tensor> {
+        match &self.encoder {
+            Residence::Device(encoder) => encoder.encode(ids, &self.device),
+            Residence::Host(host) => {
+                let encoder = host.upload(&self.device)?;
+                let states = encoder.encode(ids, &self.device)?;
+                // The states must not be read after the weights are freed; candle orders
+                // both on the device's one stream, so dropping here is safe.
+                drop(encoder);
+                Ok(states)
+            }
+        }
+    }
+
+    /// Whether the weights stay in host memory between prompts.
+    pub fn is_host_resident(&self) -> bool {
+        matches!(self.encoder, Residence::Host(_))
+    }
+
+    pub fn config(&self) -> &T5Config {
+        match &self.encoder {
+            Residence::Device(encoder) => encoder.config(),
+            Residence::Host(host) => host.config(),
+        }
+    }
+
+    /// The encoder on the device: the resident one, or a fresh upload of the host copy.
+    pub fn device_encoder(&self) -> Result<Umt5Encoder> {
+        match &self.encoder {
+            Residence::Device(encoder) => Ok(encoder.clone()),
+            Residence::Host(host) => host.upload(&self.device),
+        }
     }
 }
 
@@ -122,6 +188,31 @@ mod tests {
         let diff = (first - &again).unwrap().abs().unwrap().sum_all().unwrap();
         assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
         assert_ne!(other.dims(), again.dims());
+    }
+
+    #[test]
+    fn a_host_resident_encoder_gives_the_resident_states() {
+        let resident = text_encoder();
+        let weights = crate::engine::random_weights::RandomWeights::new(
+            crate::engine::preset::RANDOM_WEIGHTS_SEED,
+        );
+        let vb = weights.var_builder(DType::F32, &Device::Cpu).pp("text");
+        let host = HostEncoder::capture(resident.config(), vb).unwrap();
+        assert!(host.size_bytes() > 0);
+        let text = TextEncoder::host_resident(
+            PromptTokenizer::Bytes(ByteTokenizer),
+            host,
+            resident.text_len,
+            Device::Cpu,
+        );
+        assert!(text.is_host_resident());
+        let want = resident.encode("a lighthouse in a storm").unwrap();
+        let got = text.encode("a lighthouse in a storm").unwrap();
+        let diff = (got - want).unwrap().abs().unwrap().max_all().unwrap();
+        assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
+        // Cached like the resident encoder: the second request does not upload again.
+        text.encode("a lighthouse in a storm").unwrap();
+        assert_eq!(text.encoder_runs(), 1);
     }
 
     #[test]

@@ -1,0 +1,203 @@
+//! 8-bit attention on CUDA (`kernels/quantized_attention.py`): q and k quantized to INT8 per
+//! token (k centred on its mean first), v centred to FP8 per channel, then one fused kernel with
+//! INT8 q·kᵀ and FP8 p·v products. The quantized copies live only for the call.
+
+use candle_core::cuda::cudarc::driver::{CudaSlice, PushKernelArg};
+use candle_core::{DType, Result, Tensor};
+use half::bf16;
+
+use super::flash_cuda::{strides, unsupported_layout};
+use crate::engine::cuda_kernels::{
+    self, AttentionKernel, QUANTIZED_ATTENTION, device, output, view, wrap,
+};
+
+/// Token axes of the quantized copies are padded to this (`PAD_TOKENS` in the kernels).
+const PAD_TOKENS: usize = 128;
+/// Rows per program of the quantizers (`BLOCK_L` of `quantize_rows` and `quantize_v`).
+const QUANTIZE_ROWS: usize = 64;
+/// Channels per program of `column_stats`.
+const STATS_CHANNELS: usize = 16;
+
+pub fn kernels() -> impl Iterator<Item = &'static AttentionKernel> {
+    QUANTIZED_ATTENTION.iter()
+}
+
+/// The default 8-bit kernel for a head width.
+pub fn default_kernel(head_dim: usize) -> Option<&'static AttentionKernel> {
+    QUANTIZED_ATTENTION.iter().find(|k| k.head_dim == head_dim)
+}
+
+pub fn kernel_named(name: &str) -> Option<&'static AttentionKernel> {
+    QUANTIZED_ATTENTION.iter().find(|k| k.image.name == name)
+}
+
+/// Why `kernel` cannot run these inputs, or `None` if it can.
+pub fn unsupported(
+    kernel: &AttentionKernel,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+) -> Result<Option<String>> {
+    if let Some(why) = unsupported_layout(kernel.head_dim, q, k, v)? {
+        return Ok(Some(why));
+    }
+    let helpers = ["stats", "rows", "rows", "v"];
+    let names = helper_names(kernel.head_dim);
+    if let Some((_, missing)) = helpers
+        .iter()
+        .zip(&names)
+        .find(|(_, name)| cuda_kernels::fused(name).is_none())
+    {
+        return Ok(Some(format!("this build has no {missing} kernel")));
+    }
+    Ok(None)
+}
+
+fn helper_names(head_dim: usize) -> [String; 4] {
+    [
+        format!("qattn_stats_hd{head_dim}"),
+        format!("qattn_rows_hd{head_dim}_q"),
+        format!("qattn_rows_hd{head_dim}_k"),
+        format!("qattn_v_hd{head_dim}"),
+    ]
+}
+
+fn helper(name: &str) -> Result<&'static cuda_kernels::KernelImage> {
+    cuda_kernels::fused(name)
+        .ok_or_else(|| candle_core::Error::Msg(format!("this build has no kernel {name}")))
+}
+
+/// `softmax(q·kᵀ·scale)·v` through `kernel`; the caller has checked [`unsupported`].
+pub fn attention(
+    kernel: &'static AttentionKernel,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f64,
+) -> Result<Tensor> {
+    let (b, h, lq, d) = q.dims4()?;
+    let lk = k.dim(2)?;
+    let bh = b * h;
+    // Quantized copies pad the head width to a power of two (`D_PAD` in the kernels).
+    let d_pad = d.next_power_of_two().max(32);
+    let (lq_pad, lk_pad) = (
+        lq.next_multiple_of(PAD_TOKENS),
+        lk.next_multiple_of(PAD_TOKENS),
+    );
+    let cuda = device(q)?;
+    let stream = cuda.cuda_stream();
+    let [stats, rows_q, rows_k, quant_v] = helper_names(d).map(|n| helper(&n));
+    let (stats, rows_q, rows_k, quant_v) = (stats?, rows_q?, rows_k?, quant_v?);
+
+    let (qs_, ql) = q.storage_and_layout();
+    let (ks_, kl) = k.storage_and_layout();
+    let (vs_, vl) = v.storage_and_layout();
+    let (qv, kv, vv) = (
+        view::<bf16>(&qs_, ql)?,
+        view::<bf16>(&ks_, kl)?,
+        view::<bf16>(&vs_, vl)?,
+    );
+    let [sq_b, sq_h, sq_l] = strides(ql);
+    let [sk_b, sk_h, sk_l] = strides(kl);
+    let [sv_b, sv_h, sv_l] = strides(vl);
+    let (heads, seq_q, seq_k) = (h as i32, lq as i32, lk as i32);
+    let (pad_q, pad_k) = (lq_pad as i32, lk_pad as i32);
+
+    // Column statistics per (batch·head, channel): sum of k, mean of v, max |v − mean|.
+    let k_sum: CudaSlice<f32> = output(&cuda, &[bh, d_pad])?;
+    let v_mean: CudaSlice<f32> = output(&cuda, &[bh, d_pad])?;
+    let v_range: CudaSlice<f32> = output(&cuda, &[bh, d_pad])?;
+    {
+        let func = cuda_kernels::function(&cuda, stats)?;
+        let mut launch = stream.launch_builder(&func);
+        launch
+            .arg(&kv)
+            .arg(&vv)
+            .arg(&k_sum)
+            .arg(&v_mean)
+            .arg(&v_range);
+        launch.arg(&seq_k).arg(&heads);
+        for s in [&sk_b, &sk_h, &sk_l, &sv_b, &sv_h, &sv_l] {
+            launch.arg(s);
+        }
+        let grid = (bh as u32, (d_pad / STATS_CHANNELS) as u32, 1);
+        // SAFETY: matches `column_stats`; k and v cover B·H·Lk·D through their strides, the
+        // outputs hold BH·D_PAD.
+        unsafe { cuda_kernels::launch(stats, grid, launch) }?;
+    }
+
+    // q (with the softmax scale in log2 units folded in) and centred k to INT8 per token.
+    let qk_factor = (scale * std::f64::consts::LOG2_E) as f32;
+    let inv_seq_k = 1.0 / lk as f32;
+    let quantize = |image, x: &_, [sb, sh, sl]: [i64; 3], seq: i32, pad: i32, factor: f32| {
+        let padded = pad as usize;
+        // Bytes holding INT8 values (u8 is what the allocator offers).
+        let out: CudaSlice<u8> = output(&cuda, &[bh, padded, d_pad])?;
+        let scales: CudaSlice<f32> = output(&cuda, &[bh, padded])?;
+        let func = cuda_kernels::function(&cuda, image)?;
+        let mut launch = stream.launch_builder(&func);
+        launch.arg(x).arg(&k_sum).arg(&out).arg(&scales);
+        launch.arg(&seq).arg(&pad).arg(&heads);
+        launch
+            .arg(&sb)
+            .arg(&sh)
+            .arg(&sl)
+            .arg(&factor)
+            .arg(&inv_seq_k);
+        let grid = ((padded / QUANTIZE_ROWS) as u32, bh as u32, 1);
+        // SAFETY: matches `quantize_rows`; the input covers B·H·seq·D through its strides,
+        // the outputs hold BH·pad·D_PAD and BH·pad.
+        unsafe { cuda_kernels::launch(image, grid, launch) }?;
+        Ok::<_, candle_core::Error>((out, scales))
+    };
+    let (q8, q_scales) = quantize(rows_q, &qv, [sq_b, sq_h, sq_l], seq_q, pad_q, qk_factor)?;
+    let (k8, k_scales) = quantize(rows_k, &kv, [sk_b, sk_h, sk_l], seq_k, pad_k, 1.0)?;
+
+    // v minus its mean to FP8 per channel, transposed to [BH, D_PAD, Lk_pad].
+    let vt8: CudaSlice<u8> = output(&cuda, &[bh, d_pad, lk_pad])?;
+    {
+        let func = cuda_kernels::function(&cuda, quant_v)?;
+        let mut launch = stream.launch_builder(&func);
+        launch.arg(&vv).arg(&v_mean).arg(&v_range).arg(&vt8);
+        launch.arg(&seq_k).arg(&pad_k).arg(&heads);
+        launch.arg(&sv_b).arg(&sv_h).arg(&sv_l);
+        let grid = ((lk_pad / QUANTIZE_ROWS) as u32, bh as u32, 1);
+        // SAFETY: matches `quantize_v`; the output holds BH·D_PAD·Lk_pad bytes.
+        unsafe { cuda_kernels::launch(quant_v, grid, launch) }?;
+    }
+
+    // The attention itself, writing `[B, Lq, H, D]`.
+    let out: CudaSlice<bf16> = output(&cuda, &[b, lq, h, d])?;
+    {
+        let (so_b, so_h, so_m) = ((lq * h * d) as i64, d as i64, (h * d) as i64);
+        let image = &kernel.image;
+        let func = cuda_kernels::function(&cuda, image)?;
+        let mut launch = stream.launch_builder(&func);
+        launch
+            .arg(&q8)
+            .arg(&k8)
+            .arg(&vt8)
+            .arg(&q_scales)
+            .arg(&k_scales)
+            .arg(&v_mean)
+            .arg(&v_range);
+        launch
+            .arg(&out)
+            .arg(&seq_q)
+            .arg(&seq_k)
+            .arg(&pad_q)
+            .arg(&pad_k)
+            .arg(&heads);
+        launch.arg(&so_b).arg(&so_h).arg(&so_m);
+        let grid = (lq.div_ceil(kernel.block_m) as u32, bh as u32, 1);
+        // SAFETY: matches `attention_fwd`; the quantized copies are padded to Lq_pad and
+        // Lk_pad (multiples of every block size), `out` holds B·Lq·H·D.
+        unsafe { cuda_kernels::launch(image, grid, launch) }?;
+    }
+    wrap(out, cuda, &[b, lq, h, d]).transpose(1, 2)
+}
+
+/// Only bf16 inputs are quantized (the model's compute dtype on the GPU).
+pub fn applies(q: &Tensor) -> bool {
+    q.device().is_cuda() && q.dtype() == DType::BF16
+}
