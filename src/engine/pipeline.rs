@@ -144,10 +144,14 @@ impl Pipeline {
             .as_deref()
             .unwrap_or(DEFAULT_NEGATIVE_PROMPT);
         let (context, context_null) = phase(Phase::EncodeText, observer, &mut timings, |_| {
-            Ok((
-                self.text.encode(&request.prompt)?,
-                self.text.encode(negative)?,
-            ))
+            let mut states = self
+                .text
+                .encode_all(&[&request.prompt, negative])?
+                .into_iter();
+            match (states.next(), states.next()) {
+                (Some(context), Some(null)) => Ok((context, null)),
+                _ => Err(candle_core::Error::Msg("prompt states missing".into()).into()),
+            }
         })?;
         let z = phase(Phase::EncodeVideo, observer, &mut timings, |_| {
             Ok(vace_context(&self.vae, &request.inputs)?)

@@ -99,17 +99,50 @@ impl TextEncoder {
     /// Encoder states `[seq_len, dim]` of a prompt; prompts that tokenize alike are encoded
     /// once while they stay among the [`PROMPT_CACHE_ENTRIES`] most recently used.
     pub fn encode(&self, prompt: &str) -> Result<Tensor> {
-        let ids = self.token_ids(prompt)?;
-        if let Some(states) = self.cached(&ids) {
-            return Ok(states);
+        let mut states = self.encode_all(&[prompt])?;
+        states
+            .pop()
+            .ok_or_else(|| candle_core::Error::Msg("no encoder states for the prompt".into()))
+    }
+
+    /// [`Self::encode`] for several prompts (a job's prompt and negative prompt): a
+    /// host-resident encoder is uploaded once for all the prompts missing from the cache.
+    pub fn encode_all(&self, prompts: &[&str]) -> Result<Vec<Tensor>> {
+        let ids = prompts
+            .iter()
+            .map(|p| self.token_ids(p))
+            .collect::<Result<Vec<_>>>()?;
+        let mut states: Vec<Option<Tensor>> = ids.iter().map(|ids| self.cached(ids)).collect();
+        if states.iter().any(Option::is_none) {
+            let encoder = self.device_encoder()?;
+            for (ids, slot) in ids.iter().zip(&mut states) {
+                if slot.is_some() {
+                    continue;
+                }
+                // The same prompt twice in one call is encoded once.
+                let encoded = match self.cached(ids) {
+                    Some(cached) => cached,
+                    None => {
+                        let encoded = encoder.encode(ids, &self.device)?;
+                        self.remember(ids.clone(), encoded.clone());
+                        encoded
+                    }
+                };
+                *slot = Some(encoded);
+            }
         }
-        let states = self.encode_ids(&ids)?;
+        states
+            .into_iter()
+            .map(|s| s.ok_or_else(|| candle_core::Error::Msg("prompt left unencoded".into())))
+            .collect()
+    }
+
+    fn remember(&self, ids: Vec<u32>, states: Tensor) {
         if let Ok(mut cache) = self.cache.lock() {
             cache.encodes += 1;
-            cache.entries.push_front((ids, states.clone()));
+            cache.entries.push_front((ids, states));
             cache.entries.truncate(PROMPT_CACHE_ENTRIES);
         }
-        Ok(states)
     }
 
     fn cached(&self, ids: &[u32]) -> Option<Tensor> {
@@ -129,17 +162,9 @@ impl TextEncoder {
     /// Runs the encoder on token ids, bypassing the cache; a host-resident encoder is
     /// uploaded for the call and freed after it.
     pub fn encode_ids(&self, ids: &[u32]) -> Result<Tensor> {
-        match &self.encoder {
-            Residence::Device(encoder) => encoder.encode(ids, &self.device),
-            Residence::Host(host) => {
-                let encoder = host.upload(&self.device)?;
-                let states = encoder.encode(ids, &self.device)?;
-                // The states must not be read after the weights are freed; candle orders
-                // both on the device's one stream, so dropping here is safe.
-                drop(encoder);
-                Ok(states)
-            }
-        }
+        // An uploaded copy is freed on return; candle orders the free after the encoder's
+        // kernels on the device's one stream.
+        self.device_encoder()?.encode(ids, &self.device)
     }
 
     /// Whether the weights stay in host memory between prompts.
@@ -213,6 +238,23 @@ mod tests {
         // Cached like the resident encoder: the second request does not upload again.
         text.encode("a lighthouse in a storm").unwrap();
         assert_eq!(text.encoder_runs(), 1);
+    }
+
+    #[test]
+    fn a_job_encodes_each_new_prompt_once() {
+        let text = text_encoder();
+        let want = text.clone().encode("a grey wolf").unwrap();
+        let fresh = text_encoder();
+        let states = fresh
+            .encode_all(&["a grey wolf", DEFAULT_NEGATIVE_PROMPT, "a grey  wolf"])
+            .unwrap();
+        assert_eq!(states.len(), 3);
+        // "a grey  wolf" cleans to the first prompt: two encoder runs, not three.
+        assert_eq!(fresh.encoder_runs(), 2);
+        for got in [&states[0], &states[2]] {
+            let diff = (got - &want).unwrap().abs().unwrap().max_all().unwrap();
+            assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
+        }
     }
 
     #[test]
