@@ -25,7 +25,7 @@ pub struct Args {
     /// Steps of the whole-job run (0 skips it).
     #[arg(long, default_value_t = 50)]
     job_steps: usize,
-    /// Measure only these: any of step, vae, text, attention (default: all).
+    /// Measure only these: any of step, vae, text, attention, job (default: all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -44,8 +44,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     for part in &args.only {
-        if !["step", "vae", "text", "attention"].contains(&part.as_str()) {
-            bail!("--only {part}: use step, vae, text or attention");
+        if !["step", "vae", "text", "attention", "job"].contains(&part.as_str()) {
+            bail!("--only {part}: use step, vae, text, attention or job");
         }
     }
     let all = args.only.is_empty();
@@ -58,7 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         height_px: size.height_px,
         frames: args.frames,
         repeat: args.repeat,
-        job_steps: if all { args.job_steps } else { 0 },
+        job_steps: if wants("job") { args.job_steps } else { 0 },
         step: wants("step"),
         vae: wants("vae"),
         text: wants("text"),
