@@ -21,10 +21,17 @@ import triton.language as tl
 
 
 @triton.jit
+def _tf32_round(x):
+    """x rounded to TF32's 10 mantissa bits, to nearest (ties away from zero), in f32."""
+    return ((x.to(tl.int32, bitcast=True) + 4096) & -8192).to(tl.float32, bitcast=True)
+
+
+@triton.jit
 def tf32_split_channels_last(X, BIG, SMALL, channels, pixels,
                              BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
-    """X `[T, C, P]` → BIG, SMALL `[T, P, C]` with X = BIG + SMALL, BIG exact in TF32 (the low
-    13 mantissa bits cleared), SMALL the remainder: the operands of a 3-product TF32 GEMM."""
+    """X `[T, C, P]` → BIG, SMALL `[T, P, C]` with X = BIG + SMALL, BIG exact in TF32 (rounded
+    to nearest at mantissa bit 13, so that a one-product TF32 GEMM is unbiased, as cuDNN's
+    conversion is), SMALL the exact remainder: the operands of a 3-product TF32 GEMM."""
     pid_p = tl.program_id(0)
     pid_c = tl.program_id(1)
     t = tl.program_id(2).to(tl.int64)
@@ -32,7 +39,7 @@ def tf32_split_channels_last(X, BIG, SMALL, channels, pixels,
     p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
     mask = (c < channels)[:, None] & (p < pixels)[None, :]
     x = tl.load(X + t * channels * pixels + c[:, None] * pixels + p[None, :], mask=mask, other=0.0)
-    big = (x.to(tl.int32, bitcast=True) & -8192).to(tl.float32, bitcast=True)
+    big = _tf32_round(x)
     out = t * channels * pixels + p[None, :] * channels + c[:, None]
     tl.store(BIG + out, big, mask=mask)
     tl.store(SMALL + out, x - big, mask=mask)
@@ -44,7 +51,7 @@ def tf32_split(X, BIG, SMALL, n_elements, BLOCK: tl.constexpr):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < n_elements
     x = tl.load(X + offs, mask=mask, other=0.0)
-    big = (x.to(tl.int32, bitcast=True) & -8192).to(tl.float32, bitcast=True)
+    big = _tf32_round(x)
     tl.store(BIG + offs, big, mask=mask)
     tl.store(SMALL + offs, x - big, mask=mask)
 
@@ -54,13 +61,15 @@ def conv_channels_last(XB, XS, WB, WS, BIAS, Y, channels, height, width, out_cha
                        out_height, out_width, stride_t, stride_hw, pad_h, pad_w,
                        KT: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
                        BLOCK_P: tl.constexpr, BLOCK_O: tl.constexpr, BLOCK_C: tl.constexpr,
-                       SPLIT_ACC: tl.constexpr):
+                       SPLIT_ACC: tl.constexpr, TF32: tl.constexpr):
     """Y[t, o, y, x] = bias[o] + Σ X[t·stride_t + dt, y·s + dy − pad_h, x·s + dx − pad_w, c]
     · W[o, k] with k = ((dt·KH + dy)·KW + dx)·C + c and s = stride_hw; X = XB + XS
     `[T_in, H, W, C]`, W = WB + WS `[O, KT·KH·KW·C]`, Y `[T_out, O, OH, OW]`, all contiguous
     f32; reads outside the frame are 0 (so padding may differ per side: the caller picks
     OH, OW). The product is XB·WB + XB·WS + XS·WB in TF32, all operands K-major in shared
-    memory as Hopper's TF32 wgmma needs, so the products pipeline with the loads."""
+    memory as Hopper's TF32 wgmma needs, so the products pipeline with the loads. With TF32
+    only XB·WB is formed: the precision of cuDNN's default under PyTorch, which the
+    reference's GPU runs use."""
     pid_p = tl.program_id(0)
     pid_o = tl.program_id(1)
     t_out = tl.program_id(2).to(tl.int64)
@@ -89,18 +98,22 @@ def conv_channels_last(XB, XS, WB, WS, BIAS, Y, channels, height, width, out_cha
         x_at = frame + pixel[:, None] * channels + c[None, :]
         x_mask = ok[:, None] & c_ok[None, :]
         xb = tl.load(XB + x_at, mask=x_mask, other=0.0)
-        xs = tl.load(XS + x_at, mask=x_mask, other=0.0)
         w_at = o[:, None] * depth + (tap * channels + c)[None, :]
         w_mask = o_ok[:, None] & c_ok[None, :]
         wb = tl.trans(tl.load(WB + w_at, mask=w_mask, other=0.0))
-        ws = tl.trans(tl.load(WS + w_at, mask=w_mask, other=0.0))
-        if SPLIT_ACC:
+        if TF32:
+            acc = tl.dot(xb, wb, acc, input_precision="tf32")
+        elif SPLIT_ACC:
+            xs = tl.load(XS + x_at, mask=x_mask, other=0.0)
+            ws = tl.trans(tl.load(WS + w_at, mask=w_mask, other=0.0))
             # Two accumulators, the small products interleaved with the big one, so each
             # product need not wait for the one before it.
             small = tl.dot(xs, wb, small, input_precision="tf32")
             acc = tl.dot(xb, wb, acc, input_precision="tf32")
             small = tl.dot(xb, ws, small, input_precision="tf32")
         else:
+            xs = tl.load(XS + x_at, mask=x_mask, other=0.0)
+            ws = tl.trans(tl.load(WS + w_at, mask=w_mask, other=0.0))
             acc = tl.dot(xs, wb, acc, input_precision="tf32")
             acc = tl.dot(xb, ws, acc, input_precision="tf32")
             acc = tl.dot(xb, wb, acc, input_precision="tf32")
@@ -116,7 +129,8 @@ def conv_channels_last_narrow(XB, XS, WB, WS, BIAS, Y, channels, height, width, 
                               out_height, out_width, stride_t, stride_hw, pad_h, pad_w,
                               KT: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
                               BLOCK_P: tl.constexpr, BLOCK_O: tl.constexpr,
-                              BLOCK_C: tl.constexpr, SPLIT_ACC: tl.constexpr):
+                              BLOCK_C: tl.constexpr, SPLIT_ACC: tl.constexpr,
+                              TF32: tl.constexpr):
     """As `conv_channels_last`, for inputs with few channels (the encoder's RGB input): the
     reduction runs over (tap, channel) pairs flattened, so 3 channels do not pad to a block
     of 32 per tap."""
@@ -144,13 +158,14 @@ def conv_channels_last_narrow(XB, XS, WB, WS, BIAS, Y, channels, height, width, 
         pixel = ((tap // (KH * KW))[None, :] * height + iy) * width + ix
         x_at = frame + pixel * channels + c[None, :]
         xb = tl.load(XB + x_at, mask=ok, other=0.0)
-        xs = tl.load(XS + x_at, mask=ok, other=0.0)
         w_at = o[:, None] * depth + k[None, :]
         w_mask = o_ok[:, None] & k_ok[None, :]
         wb = tl.trans(tl.load(WB + w_at, mask=w_mask, other=0.0))
-        ws = tl.trans(tl.load(WS + w_at, mask=w_mask, other=0.0))
-        acc = tl.dot(xs, wb, acc, input_precision="tf32")
-        acc = tl.dot(xb, ws, acc, input_precision="tf32")
+        if not TF32:
+            xs = tl.load(XS + x_at, mask=ok, other=0.0)
+            ws = tl.trans(tl.load(WS + w_at, mask=w_mask, other=0.0))
+            acc = tl.dot(xs, wb, acc, input_precision="tf32")
+            acc = tl.dot(xb, ws, acc, input_precision="tf32")
         acc = tl.dot(xb, wb, acc, input_precision="tf32")
     acc += tl.load(BIAS + o, mask=o_ok, other=0.0)[None, :]
     out = Y + t_out * out_channels * pixels + o[None, :].to(tl.int64) * pixels + p[:, None]
@@ -164,6 +179,7 @@ SIGNATURE = {
     "stride_t": "i32", "stride_hw": "i32", "pad_h": "i32", "pad_w": "i32",
     "KT": "constexpr", "KH": "constexpr", "KW": "constexpr",
     "BLOCK_P": "constexpr", "BLOCK_O": "constexpr", "BLOCK_C": "constexpr", "SPLIT_ACC": "constexpr",
+    "TF32": "constexpr",
 }
 
 # Kernel shapes of the Wan VAE's convolutions: 3x3x3 (most), 1x1x1 (shortcuts, head/tail
@@ -177,22 +193,25 @@ KERNEL_SHAPES = [(3, 3, 3), (1, 1, 1), (3, 1, 1), (1, 3, 3)]
 # the decoder's RGB head) needs channels multiples of 16; "narrow" takes anything. (Both
 # need the weight rows, `depth = KT·KH·KW·C` long, to start 16-byte aligned, which
 # channels multiples of 16 give.)
-# Per class: kernel, arguments hinted as multiples of 16, (BLOCK_P, BLOCK_O, BLOCK_C,
-# warps, stages, SPLIT_ACC) tiles. The first tile of a class is the default; `VACED_CONV_TILE` picks
-# another by its name (`p128_o64_c32_w4_s3`), to compare.
+# Per class: kernel, arguments hinted as multiples of 16, (BLOCK_P, BLOCK_O, BLOCK_C, warps,
+# stages, mode) tiles, mode False (f32-exact, three TF32 products), True (the same with two
+# accumulators) or "tf32" (one TF32 product, `VACED_VAE_PRECISION=tf32`). The first tile of
+# each precision is its default; `VACED_CONV_TILE` picks another by its name
+# (`p128_o64_c32_w4_s3`), to compare.
 CLASSES = {
     "wide": (conv_channels_last, ["XB", "XS", "WB", "WS", "channels"],
              [(128, 128, 32, 8, 3, False), (128, 64, 32, 4, 3, False), (256, 128, 16, 8, 4, False),
-              (64, 128, 32, 4, 3, True)]),
+              (64, 128, 32, 4, 3, True), (128, 128, 32, 8, 3, "tf32"), (128, 128, 64, 8, 3, "tf32")]),
     "thin": (conv_channels_last, ["XB", "XS", "WB", "WS", "channels"],
-             [(128, 16, 32, 4, 3, False)]),
-    "narrow": (conv_channels_last_narrow, [], [(128, 64, 32, 4, 2, False)]),
+             [(128, 16, 32, 4, 3, False), (128, 16, 32, 4, 3, "tf32")]),
+    "narrow": (conv_channels_last_narrow, [], [(128, 64, 32, 4, 2, False), (128, 64, 32, 4, 2, "tf32")]),
 }
 
 
 def tile_name(tile):
-    block_p, block_o, block_c, warps, stages, split = tile
-    return f"p{block_p}_o{block_o}_c{block_c}_w{warps}_s{stages}{'_split' if split else ''}"
+    block_p, block_o, block_c, warps, stages, mode = tile
+    suffix = {False: "", True: "_split", "tf32": "_tf32"}[mode]
+    return f"p{block_p}_o{block_o}_c{block_c}_w{warps}_s{stages}{suffix}"
 
 
 SPLIT_SIGNATURE = {"X": "*fp32", "BIG": "*fp32", "SMALL": "*fp32", "channels": "i32",
@@ -218,12 +237,15 @@ def variants():
     out = {}
     for kt, kh, kw in KERNEL_SHAPES:
         for cls, (fn, aligned, tiles) in CLASSES.items():
-            # Only the 3x3x3 convolutions, most of the VAE's work, carry alternative tiles.
-            for tile in tiles[:None if kt * kh * kw == 27 else 1]:
-                block_p, block_o, block_c, warps, stages, split = tile
+            # Only the 3x3x3 convolutions, most of the VAE's work, carry alternative tiles;
+            # the others get each precision's default.
+            defaults = [next(t for t in tiles if (t[5] == "tf32") == tf32) for tf32 in (False, True)]
+            for tile in tiles if kt * kh * kw == 27 else defaults:
+                block_p, block_o, block_c, warps, stages, mode = tile
                 name = f"conv_{kt}{kh}{kw}_{cls}_{tile_name(tile)}"
                 out[name] = (fn, SIGNATURE,
                              {"KT": kt, "KH": kh, "KW": kw, "BLOCK_P": block_p,
-                              "BLOCK_O": block_o, "BLOCK_C": block_c, "SPLIT_ACC": split},
+                              "BLOCK_O": block_o, "BLOCK_C": block_c, "SPLIT_ACC": mode is True,
+                              "TF32": mode == "tf32"},
                              warps, stages, aligned)
     return out

@@ -10,6 +10,18 @@ use candle_core::{Device, Result, Tensor};
 /// convolutions among those built (kernels/causal_conv.py), to compare them.
 pub const CONV_TILE_ENV: &str = "VACED_CONV_TILE";
 
+/// Environment switch: `VACED_VAE_PRECISION=tf32` forms each convolution as one TF32
+/// product, as cuDNN does under PyTorch's defaults (the reference's GPU runs), instead of
+/// the three that make it exact to f32 (the default, `f32`).
+pub const VAE_PRECISION_ENV: &str = "VACED_VAE_PRECISION";
+
+/// Whether [`VAE_PRECISION_ENV`] asks for TF32 convolutions.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+fn tf32_convolutions() -> bool {
+    static TF32: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TF32.get_or_init(|| std::env::var(VAE_PRECISION_ENV).is_ok_and(|v| v == "tf32"))
+}
+
 /// Where a convolution reads, the same for rows and columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvGeometry {
@@ -153,8 +165,8 @@ mod cuda {
             .ok_or_else(|| candle_core::Error::Msg(format!("this build has no kernel {name}")))
     }
 
-    /// The kernel for these shapes: the tile named by [`CONV_TILE_ENV`] if built, else the
-    /// class's default (its first).
+    /// The kernel for these shapes in the chosen precision: the tile named by
+    /// [`CONV_TILE_ENV`] if built, else the class's default (its first).
     fn select(
         kernel: [usize; 3],
         channels: usize,
@@ -166,6 +178,7 @@ mod cuda {
         let mut fitting = CONV
             .iter()
             .filter(|k| k.kernel == kernel && k.class == class)
+            .filter(|k| k.tile.ends_with("_tf32") == super::tf32_convolutions())
             .peekable();
         let default = fitting.peek().copied();
         fitting
