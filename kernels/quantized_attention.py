@@ -64,19 +64,27 @@ def column_stats(K, V, KSUM, VMEAN, VRANGE, seq, heads, sk_b, sk_h, sk_l, sv_b, 
 
 
 @triton.jit
+def _load_rows(X, bh, heads, rows, offs_d, seq, sx_b, sx_h, sx_l, HEAD_DIM: tl.constexpr):
+    """Rows `rows` × channels `offs_d` of one (batch·head) of a strided [B, H, L, D] bf16
+    tensor, in f32, zero outside it; and the mask of what was inside."""
+    b = bh // heads
+    h = bh % heads
+    ok = (rows < seq)[:, None] & (offs_d < HEAD_DIM)[None, :]
+    x = tl.load(X + b.to(tl.int64) * sx_b + h.to(tl.int64) * sx_h + rows.to(tl.int64)[:, None] * sx_l
+                + offs_d[None, :], mask=ok, other=0.0).to(tl.float32)
+    return x, ok
+
+
+@triton.jit
 def quantize_rows(X, MEAN_SUM, OUT, SCALES, seq, l_pad, heads, sx_b, sx_h, sx_l, factor, inv_seq,
                   HEAD_DIM: tl.constexpr, D_PAD: tl.constexpr, BLOCK_L: tl.constexpr,
                   CENTER: tl.constexpr):
     """int8(round((x − mean)·factor / s)) with s = max|(x − mean)·factor| / 127 per token.
     OUT int8 [BH, l_pad, D_PAD], SCALES f32 [BH, l_pad]; padding gets zeros."""
     bh = tl.program_id(1)
-    b = bh // heads
-    h = bh % heads
     rows = tl.program_id(0) * BLOCK_L + tl.arange(0, BLOCK_L)
     offs_d = tl.arange(0, D_PAD)
-    ok = (rows < seq)[:, None] & (offs_d < HEAD_DIM)[None, :]
-    x = tl.load(X + b.to(tl.int64) * sx_b + h.to(tl.int64) * sx_h + rows.to(tl.int64)[:, None] * sx_l
-                + offs_d[None, :], mask=ok, other=0.0).to(tl.float32)
+    x, ok = _load_rows(X, bh, heads, rows, offs_d, seq, sx_b, sx_h, sx_l, HEAD_DIM)
     if CENTER:
         mean = tl.load(MEAN_SUM + bh * D_PAD + offs_d) * inv_seq
         x = tl.where(ok, x - mean[None, :], 0.0)
@@ -99,13 +107,9 @@ def quantize_v(V, VMEAN, VRANGE, OUT, seq, l_pad, heads, sv_b, sv_h, sv_l,
     """fp8((v − mean) · 448 / range) per channel, stored transposed: OUT fp8
     [BH, D_PAD, l_pad]; padding gets zeros."""
     bh = tl.program_id(1)
-    b = bh // heads
-    h = bh % heads
     rows = tl.program_id(0) * BLOCK_L + tl.arange(0, BLOCK_L)
     offs_d = tl.arange(0, D_PAD)
-    ok = (rows < seq)[:, None] & (offs_d < HEAD_DIM)[None, :]
-    v = tl.load(V + b.to(tl.int64) * sv_b + h.to(tl.int64) * sv_h + rows.to(tl.int64)[:, None] * sv_l
-                + offs_d[None, :], mask=ok, other=0.0).to(tl.float32)
+    v, ok = _load_rows(V, bh, heads, rows, offs_d, seq, sv_b, sv_h, sv_l, HEAD_DIM)
     vmean = tl.load(VMEAN + bh * D_PAD + offs_d)
     vrange = tl.load(VRANGE + bh * D_PAD + offs_d)
     inv = tl.where(vrange > 0, 448.0 / vrange, 0.0)

@@ -59,6 +59,15 @@ pub fn fused(name: &str) -> Option<&'static KernelImage> {
     FUSED.iter().find(|k| k.name == name)
 }
 
+/// The fused op of that name, or an error saying the build lacks it.
+pub fn fused_required(name: &str) -> Result<&'static KernelImage> {
+    fused(name).ok_or_else(|| {
+        candle_core::Error::Msg(format!(
+            "this build has no CUDA kernel {name} (rebuild with scripts/build-cuda)"
+        ))
+    })
+}
+
 /// Triton's two trailing scratch-pointer parameters, passed as null (kernels/compile.py
 /// rejects kernels that would use them).
 static NULL_SCRATCH: u64 = 0;

@@ -145,7 +145,7 @@ mod cuda {
     use candle_core::{DType, Result, Tensor};
     use half::bf16;
 
-    use crate::engine::cuda_kernels::{self, KernelImage, device, output, prepared, view, wrap};
+    use crate::engine::cuda_kernels::{self, device, output, prepared, view, wrap};
 
     /// Elements per program of the flat kernels (`FLAT_BLOCK` in kernels/fused_ops.py).
     const FLAT_BLOCK: usize = 2048;
@@ -157,12 +157,6 @@ mod cuda {
             && ["bias_add", "bias_residual", "bias_gate_residual"]
                 .iter()
                 .all(|k| cuda_kernels::fused(k).is_some())
-    }
-
-    fn kernel(name: &str) -> Result<&'static KernelImage> {
-        cuda_kernels::fused(name).ok_or_else(|| {
-            candle_core::Error::Msg(format!("this build has no fused kernel {name}"))
-        })
     }
 
     /// A per-batch vector `[B, 1, D]` or `[D]` as contiguous f32 `[B', D]`.
@@ -184,7 +178,7 @@ mod cuda {
         eps: f64,
     ) -> Result<Tensor> {
         let (batch, rows, dim) = x.dims3()?;
-        let image = kernel(&format!("layer_norm_affine_{block}"))?;
+        let image = cuda_kernels::fused_required(&format!("layer_norm_affine_{block}"))?;
         let device = device(x)?;
         let x = prepared(x, DType::F32)?;
         let (w, b) = (per_batch(w, batch, dim)?, per_batch(b, batch, dim)?);
@@ -225,7 +219,7 @@ mod cuda {
             Some(_) => format!("bias_rms_norm_rope_{block}"),
             None => format!("bias_rms_norm_{block}"),
         };
-        let image = kernel(&name)?;
+        let image = cuda_kernels::fused_required(&name)?;
         let device = device(y)?;
         let y = prepared(y, DType::BF16)?;
         let bias = prepared(bias, DType::BF16)?;
@@ -279,7 +273,7 @@ mod cuda {
 
     /// `bias_add` over `y: [.., N]` bf16 with `bias: [N]`.
     pub fn bias_flat(name: &str, y: &Tensor, bias: &Tensor) -> Result<Tensor> {
-        let image = kernel(name)?;
+        let image = cuda_kernels::fused_required(name)?;
         let device = device(y)?;
         let y = prepared(y, DType::BF16)?;
         let bias = prepared(bias, DType::BF16)?;
@@ -321,7 +315,7 @@ mod cuda {
         if y.dims() != x.dims() {
             candle_core::bail!("residual: x {:?}, y {:?}", x.dims(), y.dims());
         }
-        let image = kernel(if gate.is_some() {
+        let image = cuda_kernels::fused_required(if gate.is_some() {
             "bias_gate_residual"
         } else {
             "bias_residual"

@@ -41,16 +41,11 @@ pub fn unsupported(
     if let Some(why) = unsupported_layout(kernel.head_dim, q, k, v)? {
         return Ok(Some(why));
     }
-    let helpers = ["stats", "rows", "rows", "v"];
     let names = helper_names(kernel.head_dim);
-    if let Some((_, missing)) = helpers
+    Ok(names
         .iter()
-        .zip(&names)
-        .find(|(_, name)| cuda_kernels::fused(name).is_none())
-    {
-        return Ok(Some(format!("this build has no {missing} kernel")));
-    }
-    Ok(None)
+        .find(|name| cuda_kernels::fused(name).is_none())
+        .map(|missing| format!("this build has no {missing} kernel")))
 }
 
 fn helper_names(head_dim: usize) -> [String; 4] {
@@ -60,11 +55,6 @@ fn helper_names(head_dim: usize) -> [String; 4] {
         format!("qattn_rows_hd{head_dim}_k"),
         format!("qattn_v_hd{head_dim}"),
     ]
-}
-
-fn helper(name: &str) -> Result<&'static cuda_kernels::KernelImage> {
-    cuda_kernels::fused(name)
-        .ok_or_else(|| candle_core::Error::Msg(format!("this build has no kernel {name}")))
 }
 
 /// `softmax(q·kᵀ·scale)·v` through `kernel`; the caller has checked [`unsupported`].
@@ -86,7 +76,8 @@ pub fn attention(
     );
     let cuda = device(q)?;
     let stream = cuda.cuda_stream();
-    let [stats, rows_q, rows_k, quant_v] = helper_names(d).map(|n| helper(&n));
+    let [stats, rows_q, rows_k, quant_v] =
+        helper_names(d).map(|n| cuda_kernels::fused_required(&n));
     let (stats, rows_q, rows_k, quant_v) = (stats?, rows_q?, rows_k?, quant_v?);
 
     let (qs_, ql) = q.storage_and_layout();

@@ -131,7 +131,7 @@ mod cuda {
 
     use super::{CONV_TILE_ENV, ConvGeometry, Frames, GemmWeight};
     use crate::engine::cuda_kernels::{
-        self, CONV, ConvKernel, KernelImage, device, output, prepared, view, wrap,
+        self, CONV, ConvKernel, device, output, prepared, view, wrap,
     };
 
     /// Tiles of the splitters (`SPLIT_BLOCK_C`, `SPLIT_BLOCK_P`, `FLAT_SPLIT_BLOCK` in
@@ -158,11 +158,6 @@ mod cuda {
             && ["tf32_split", "tf32_split_channels_last"]
                 .iter()
                 .all(|name| cuda_kernels::fused(name).is_some())
-    }
-
-    fn splitter(name: &str) -> Result<&'static KernelImage> {
-        cuda_kernels::fused(name)
-            .ok_or_else(|| candle_core::Error::Msg(format!("this build has no kernel {name}")))
     }
 
     /// The kernel for these shapes in the chosen precision: the tile named by
@@ -193,7 +188,7 @@ mod cuda {
 
     /// `x` (any shape, f32) as a TF32-exact part and the remainder, same shape.
     pub fn split(x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let image = splitter("tf32_split")?;
+        let image = cuda_kernels::fused_required("tf32_split")?;
         let device = device(x)?;
         let x = prepared(x, DType::F32)?;
         let n = x.elem_count();
@@ -235,7 +230,7 @@ mod cuda {
                 Frames::Of(t) => t.dim(0),
             })
             .sum::<Result<usize>>()?;
-        let image = splitter("tf32_split_channels_last")?;
+        let image = cuda_kernels::fused_required("tf32_split_channels_last")?;
         let pixels = height * width;
         let frame_len = pixels * channels;
         let (mut big, mut small) = (
