@@ -11,7 +11,9 @@ use crate::engine::config::{DitConfig, T5Config, VaeConfig};
 use crate::engine::dit::WanModel;
 use crate::engine::pipeline::Pipeline;
 use crate::engine::random_weights::RandomWeights;
-use crate::engine::text::{ByteTokenizer, HostEncoder, PromptTokenizer, TextEncoder, Umt5Encoder};
+use crate::engine::text::{
+    ByteTokenizer, HostEncoder, PromptTokenizer, TextEncoder, Umt5Encoder, weights_stay_on_host,
+};
 use crate::engine::vae::WanVae;
 
 /// Seed of the built-in random weights; fixed so `tiny` is the same model everywhere.
@@ -74,13 +76,12 @@ impl Preset {
         )?;
         let text_vb = weights.var_builder(dtype, device).pp("text");
         let tokenizer = PromptTokenizer::Bytes(ByteTokenizer);
-        let text = if device.is_cpu() {
-            let encoder = Umt5Encoder::new(&self.t5_config(), text_vb)?;
-            TextEncoder::new(tokenizer, encoder, dit_cfg.text_len, device.clone())
-        } else {
-            // As with a checkpoint: weights in host memory, on the GPU only while encoding.
+        let text = if weights_stay_on_host(device) {
             let host = HostEncoder::capture(&self.t5_config(), text_vb)?;
             TextEncoder::host_resident(tokenizer, host, dit_cfg.text_len, device.clone())
+        } else {
+            let encoder = Umt5Encoder::new(&self.t5_config(), text_vb)?;
+            TextEncoder::new(tokenizer, encoder, dit_cfg.text_len, device.clone())
         };
         Ok(Pipeline { dit, vae, text })
     }

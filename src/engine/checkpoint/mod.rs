@@ -28,7 +28,9 @@ pub use tensor_files::{Access, TensorFiles};
 use crate::engine::config::{DitConfig, T5Config, VaeConfig};
 use crate::engine::dit::WanModel;
 use crate::engine::pipeline::Pipeline;
-use crate::engine::text::{HostEncoder, PromptTokenizer, TextEncoder, Umt5Encoder};
+use crate::engine::text::{
+    HostEncoder, PromptTokenizer, TextEncoder, Umt5Encoder, weights_stay_on_host,
+};
 use crate::engine::vae::WanVae;
 
 /// DiT configuration file.
@@ -319,7 +321,7 @@ impl ModelDir {
         })?;
         let (files, config) = self.t5_tensors()?;
         let text_len = self.config.text_len;
-        if device.is_cpu() {
+        if !weights_stay_on_host(device) {
             let encoder = build(
                 &files,
                 T5_MODEL,
@@ -335,7 +337,7 @@ impl ModelDir {
                 device.clone(),
             ));
         }
-        // On a GPU the weights are read into host memory and uploaded per new prompt.
+        // Read straight into host memory; uploaded per new prompt.
         let host = build(
             &files,
             T5_MODEL,

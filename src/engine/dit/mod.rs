@@ -347,16 +347,16 @@ enum Hint {
 
 impl Hint {
     fn of(after_proj: &Linear, c: &Tensor) -> Result<Self> {
-        let dim = after_proj.bias().map(|b| b.elem_count());
-        let fused = dim.and_then(|d| FusedOps::for_activations(c, after_proj.dtype(), d));
-        match (fused, after_proj.bias()) {
-            (Some(ops), Some(bias)) => Ok(Self::Product {
+        if let Some(bias) = after_proj.bias()
+            && let Some(ops) = FusedOps::for_activations(c, after_proj.dtype(), bias.elem_count())
+        {
+            return Ok(Self::Product {
                 product: after_proj.product(c)?,
                 bias: bias.clone(),
                 ops,
-            }),
-            _ => Ok(Self::Value(after_proj.forward(c)?)),
+            });
         }
+        Ok(Self::Value(after_proj.forward(c)?))
     }
 
     /// `x + context_scale · hint`, in f32.
