@@ -14,6 +14,7 @@ pub mod mail;
 pub mod manifest;
 pub mod media;
 pub mod outbox;
+pub mod preprocess;
 pub mod queue;
 #[cfg(feature = "ffmpeg")]
 pub mod render;

@@ -5,10 +5,15 @@ use std::path::Path;
 
 use super::job_model::{self, ChosenModel};
 use crate::manifest::{self, ManifestError, Problem};
+use crate::preprocess::AnnotatorDir;
 use crate::render::{self, JobPlan};
 
 /// The job's plan and the model it runs with, or all that is wrong with it.
-pub fn load(job: &Path, model_arg: Option<&str>) -> anyhow::Result<(JobPlan, ChosenModel)> {
+pub fn load(
+    job: &Path,
+    model_arg: Option<&str>,
+    annotators: &AnnotatorDir,
+) -> anyhow::Result<(JobPlan, ChosenModel)> {
     let (manifest, mut problems) = manifest::load_with_problems(job)?;
     let invalid = |problems| ManifestError::Invalid {
         path: job.join(manifest::MANIFEST_FILE),
@@ -22,7 +27,7 @@ pub fn load(job: &Path, model_arg: Option<&str>) -> anyhow::Result<(JobPlan, Cho
         }
         Err(e) => return Err(e),
     };
-    let plan = render::plan(job, &manifest, model.name);
+    let plan = render::plan(job, &manifest, model.name, annotators);
     match plan {
         Ok(plan) if problems.is_empty() => return Ok((plan, model)),
         Ok(_) => {}

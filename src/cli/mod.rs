@@ -15,6 +15,8 @@ mod job_plan;
 #[cfg(feature = "ffmpeg")]
 mod operator;
 #[cfg(feature = "ffmpeg")]
+mod preprocess;
+#[cfg(feature = "ffmpeg")]
 mod progress;
 #[cfg(feature = "ffmpeg")]
 mod render;
@@ -98,6 +100,10 @@ enum Command {
     #[cfg(feature = "ffmpeg")]
     /// Check a job folder as a render would, and print what it would do.
     Validate(validate::Args),
+    #[cfg(feature = "ffmpeg")]
+    /// Run one preprocessing task (VACE annotator) and write its control video, mask and
+    /// reference images as files.
+    Preprocess(Box<preprocess::Args>),
     /// Time the engine at real shapes with random weights (JSON).
     Bench(bench::Args),
     /// Print the JSON Schema of job.json.
@@ -198,6 +204,8 @@ pub fn run() -> anyhow::Result<()> {
         Command::Render(args) => render::run(args),
         #[cfg(feature = "ffmpeg")]
         Command::Validate(args) => validate::run(args),
+        #[cfg(feature = "ffmpeg")]
+        Command::Preprocess(args) => preprocess::run(*args),
         Command::Bench(args) => bench::run(args),
         Command::Schema => {
             print!("{}", crate::manifest::schema_json());

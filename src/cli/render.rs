@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 
 use super::{device, job_plan, progress::RenderProgress};
+use crate::preprocess::AnnotatorDir;
 use crate::render::{self, Renderer};
 
 #[derive(Debug, clap::Args)]
@@ -20,6 +21,9 @@ pub struct Args {
     /// `cpu` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Annotator weights folder for preprocessing tasks (the VACE-Annotators download).
+    #[arg(long, env = "VACED_ANNOTATORS")]
+    annotators: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -29,7 +33,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.out.display()
         );
     }
-    let (plan, model) = job_plan::load(&args.job, args.model.as_deref())?;
+    let annotators = AnnotatorDir::new(args.annotators.clone());
+    let (plan, model) = job_plan::load(&args.job, args.model.as_deref(), &annotators)?;
     let dev = device::open(&args.device)?;
     tracing::info!(model = %model.source.describe(), device = %args.device, "loading the model");
     let pipeline = model

@@ -38,6 +38,9 @@ pub struct DaemonArgs {
     /// SMTP server URL, e.g. smtp://relay:25 or smtps://user@host.
     #[arg(long)]
     pub smtp: Option<String>,
+    /// Annotator weights folder for preprocessing tasks (the VACE-Annotators download).
+    #[arg(long, env = "VACED_ANNOTATORS")]
+    pub annotators: Option<PathBuf>,
 }
 
 impl DaemonArgs {
@@ -65,6 +68,7 @@ impl DaemonArgs {
             poll_interval: self.poll_interval,
             settle: self.settle,
             smtp: self.smtp.clone(),
+            annotators: self.annotators.clone(),
         };
         Ok(Config::build(raw, &overrides, &base)?)
     }

@@ -90,6 +90,8 @@ pub struct Config {
     pub mail: MailConfig,
     /// Lines of a failed job's log copied into its `error.json`.
     pub log_tail_lines: usize,
+    /// Annotator weights for preprocessing tasks (`annotators`, VACE-Annotators layout).
+    pub annotators: Option<PathBuf>,
 }
 
 /// Overrides given on the command line.
@@ -104,6 +106,7 @@ pub struct Overrides {
     pub poll_interval: Option<Duration>,
     pub settle: Option<Duration>,
     pub smtp: Option<String>,
+    pub annotators: Option<PathBuf>,
 }
 
 /// Parses `5s`, `2m`, `1h30m` (humantime).
@@ -334,6 +337,11 @@ impl Config {
             start_paused: raw.start_paused.unwrap_or(false),
             mail,
             log_tail_lines: raw.log_tail_lines.unwrap_or(200),
+            annotators: overrides
+                .annotators
+                .clone()
+                .or(raw.annotators)
+                .map(|p| absolute(&p, base)),
         })
     }
 }

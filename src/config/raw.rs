@@ -22,6 +22,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub models: RawModels,
     pub mail: Option<RawMail>,
+    /// The annotator weights folder (VACE-Annotators layout).
+    pub annotators: Option<PathBuf>,
 }
 
 /// One `[[inbox]]`.

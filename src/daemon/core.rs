@@ -21,6 +21,7 @@ use crate::intake;
 use crate::mail::{Mailer, Notification, Outcome};
 use crate::manifest::{self, MANIFEST_FILE, ModelName};
 use crate::outbox;
+use crate::preprocess::AnnotatorDir;
 use crate::queue::{Failure, JobId, JobRecord, JobState, Queue, now_secs};
 use crate::render::{self, Stage};
 use crate::worker::{FailureClass, FromWorker, RunJob, ToWorker, WorkerEvent};
@@ -349,7 +350,8 @@ impl Core {
                 format!("{} is not installed on this render node", model.as_str()),
             ));
         }
-        let plan = render::plan(&input, &manifest, model);
+        let annotators = AnnotatorDir::new(self.config.annotators.clone());
+        let plan = render::plan(&input, &manifest, model, &annotators);
         let plan = match plan {
             Ok(plan) if problems.is_empty() => plan,
             result => {
@@ -468,6 +470,7 @@ impl Core {
             model_name: serde_json::from_value(serde_json::Value::String(job.model.clone()))
                 .unwrap_or(ModelName::Vace1_3b),
             seed: job.seed,
+            annotators: self.config.annotators.clone(),
         };
         self.workers[index].state = WorkerState::Busy {
             job: id,

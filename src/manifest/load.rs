@@ -117,7 +117,23 @@ fn unknown_field(message: &str, parent: &str) -> Option<Problem> {
         text.push_str(&format!("; did you mean `{best}`?"));
     } else if !known.is_empty() {
         text.push_str(&format!("; known keys here: {}", known.join(", ")));
+    } else if expected.contains("there are no fields") {
+        text.push_str("; this takes no options");
     }
+    Some(Problem::new(field, text))
+}
+
+/// Turns serde's message for an unknown name ("unknown variant `x`, expected one of `a`,
+/// `b`") into a problem that suggests the closest and lists the rest.
+fn unknown_variant(message: &str, field: &str) -> Option<Problem> {
+    let rest = message.strip_prefix("unknown variant `")?;
+    let (name, expected) = rest.split_once('`')?;
+    let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let mut text = format!("unknown value `{name}`");
+    if let Some(best) = suggestion(name, &known) {
+        text.push_str(&format!("; did you mean `{best}`?"));
+    }
+    text.push_str(&format!(" (one of: {})", known.join(", ")));
     Some(Problem::new(field, text))
 }
 
@@ -172,6 +188,7 @@ pub fn parse_with_problems(
             let parent = field.rsplit_once('.').map_or("", |(p, _)| p);
             let problem = unknown_field(&message, if field == "." { "" } else { parent })
                 .or_else(|| unknown_field(&message, if field == "." { "" } else { &field }))
+                .or_else(|| unknown_variant(&message, if field == "." { "" } else { &field }))
                 .unwrap_or_else(|| {
                     Problem::new(if field == "." { String::new() } else { field }, message)
                 });

@@ -5,6 +5,7 @@
 
 mod load;
 mod paths;
+pub mod preprocess;
 mod schema;
 mod size;
 
@@ -18,6 +19,7 @@ pub use load::{
     size_problem, supported_sizes,
 };
 pub use paths::{JobPath, PathError};
+pub use preprocess::Task;
 pub use schema::schema_json;
 pub use size::FrameSize;
 
@@ -77,6 +79,11 @@ pub struct JobManifest {
     /// Source media, relative to the job folder.
     #[serde(default)]
     pub inputs: Inputs,
+    /// Preprocessing tasks (VACE's annotators) that turn the inputs into the source video,
+    /// mask and reference images the model conditions on. Empty: the inputs are used as
+    /// they are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preprocess: Vec<Task>,
     /// How the result is written.
     #[serde(default)]
     pub output: OutputOptions,

@@ -20,7 +20,7 @@ use crate::manifest::MANIFEST_FILE;
 use crate::media;
 use crate::outbox::{self, ExpectedVideo, PartialFolder};
 
-pub use inputs::InputError;
+pub use inputs::{InputError, preprocess as preprocess_media};
 pub use plan::{JobPlan, plan};
 pub use report::Report;
 

@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::engine::pipeline::SamplingParams;
+use crate::manifest::preprocess::Task;
 use crate::manifest::{self, FrameSampling, FrameSize, JobManifest, JobPath, ModelName, Problem};
 use crate::media;
+use crate::preprocess::{self, AnnotatorDir, MediaFacts};
 
 /// File extensions read as still images.
 pub const STILL_EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "webp"];
@@ -121,6 +123,12 @@ pub struct JobPlan {
     pub video: Option<Source>,
     pub mask: Option<Source>,
     pub reference_images: Vec<Source>,
+    /// The preprocessing tasks, checked (the manifest's `preprocess`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub preprocess: Vec<Task>,
+    /// Where annotator weights are, for the tasks that need them.
+    #[serde(skip)]
+    pub annotators: AnnotatorDir,
 }
 
 fn is_still(path: &Path) -> bool {
@@ -179,6 +187,17 @@ fn probe(path: &Path, job_fps: u32) -> Result<SourceKind, String> {
     })
 }
 
+/// A file a preprocessing task names, resolved and probed.
+pub(crate) fn probe_source(job_dir: &Path, job_fps: u32, name: &JobPath) -> Result<Source, String> {
+    let path = name.resolve(job_dir).map_err(|e| e.to_string())?;
+    let kind = probe(&path, job_fps)?;
+    Ok(Source {
+        name: name.clone(),
+        path,
+        kind,
+    })
+}
+
 fn source(
     job_dir: &Path,
     job_fps: u32,
@@ -211,11 +230,51 @@ fn four_n_plus_one_at_most(n: usize) -> usize {
     if n == 0 { 0 } else { 4 * ((n - 1) / 4) + 1 }
 }
 
-/// Checks the job's inputs and fills in its defaults for rendering with `model`.
+impl SourceKind {
+    /// What preprocessing needs to know about it.
+    fn facts(&self, sampling: FrameSampling) -> MediaFacts {
+        let (width_px, height_px) = self.size();
+        MediaFacts {
+            width_px,
+            height_px,
+            frames_available: self.frames_available(sampling),
+            is_still: matches!(self, Self::Still { .. }),
+        }
+    }
+}
+
+/// The size of the video preprocessing makes, when it can be told before decoding: for
+/// the default frame orientation.
+fn prepared_size(
+    tasks: &[Task],
+    video: Option<&Source>,
+    probe: &dyn Fn(&JobPath) -> Result<MediaFacts, String>,
+) -> Option<(usize, usize)> {
+    let video_size = video.map(|v| v.kind.size());
+    for task in tasks {
+        match task {
+            Task::Outpainting(o) => {
+                let (w, h) = video_size?;
+                let (cw, ch, _, _) = preprocess::outpaint_canvas(o, w, h);
+                return Some((cw, ch));
+            }
+            Task::Extension(o) if !o.mode.is_clip() => {
+                let facts = probe(o.image.as_ref()?).ok()?;
+                return Some((facts.width_px, facts.height_px));
+            }
+            _ => {}
+        }
+    }
+    video_size
+}
+
+/// Checks the job's inputs and fills in its defaults for rendering with `model`; tasks that
+/// need annotator weights look for them in `annotators`.
 pub fn plan(
     job_dir: &Path,
     manifest: &JobManifest,
     model: ModelName,
+    annotators: &AnnotatorDir,
 ) -> Result<JobPlan, Vec<Problem>> {
     let mut problems = Vec::new();
     if let Some(asked) = manifest.model
@@ -299,11 +358,16 @@ pub fn plan(
         }
     }
 
+    let tasks = &manifest.preprocess;
+    let sampling = inputs.frame_sampling;
+    let probe = |name: &JobPath| -> Result<MediaFacts, String> {
+        let path = name.resolve(job_dir).map_err(|e| e.to_string())?;
+        probe(&path, manifest.fps).map(|kind| kind.facts(sampling))
+    };
     let size = manifest.size.unwrap_or_else(|| {
         let landscape = model.default_size();
-        let portrait_source = video
-            .as_ref()
-            .is_some_and(|v| v.kind.size().1 > v.kind.size().0);
+        let portrait_source =
+            prepared_size(tasks, video.as_ref(), &probe).is_some_and(|(w, h)| h > w);
         if portrait_source {
             landscape.transposed()
         } else {
@@ -315,7 +379,8 @@ pub fn plan(
     }
 
     let wanted = manifest.frames.unwrap_or_else(|| model.default_frames());
-    let frames = match &video {
+    let frames_from_video = preprocess::uses_source_video(tasks);
+    let frames = match video.as_ref().filter(|_| frames_from_video) {
         Some(video) => {
             let available = video.kind.frames_available(inputs.frame_sampling);
             if manifest.frames.is_some() && wanted > available {
@@ -342,6 +407,17 @@ pub fn plan(
             "the source gives no frames at the job's fps",
         ));
     }
+    problems.extend(preprocess::check(
+        tasks,
+        &preprocess::InputFacts {
+            has_video: inputs.video.is_some(),
+            video: video.as_ref().map(|v| v.kind.facts(sampling)),
+            has_mask: inputs.mask.is_some(),
+            frames,
+            probe: &probe,
+            annotators,
+        },
+    ));
 
     if !problems.is_empty() {
         return Err(problems);
@@ -371,6 +447,8 @@ pub fn plan(
         video,
         mask,
         reference_images,
+        preprocess: tasks.clone(),
+        annotators: annotators.clone(),
     })
 }
 
@@ -424,6 +502,10 @@ impl JobPlan {
             }
             None => lines.push("no source video: generated from the prompt".to_owned()),
         }
+        if !self.preprocess.is_empty() {
+            let names: Vec<&str> = self.preprocess.iter().map(|t| t.name()).collect();
+            lines.push(format!("preprocessing: {}", names.join(", then ")));
+        }
         if let Some(mask) = &self.mask {
             let applied = if matches!(mask.kind, SourceKind::Still { .. }) {
                 ", applied to every frame"
@@ -455,7 +537,12 @@ mod tests {
     }
 
     fn plan_of(dir: &Path, json: &str) -> Result<JobPlan, Vec<Problem>> {
-        plan(dir, &manifest(json), ModelName::Tiny)
+        plan(
+            dir,
+            &manifest(json),
+            ModelName::Tiny,
+            &AnnotatorDir::default(),
+        )
     }
 
     #[test]
@@ -495,6 +582,7 @@ mod tests {
             Path::new(INPAINTING),
             &manifest(r#"{"version": 1, "prompt": "a", "model": "vace-14b", "size": "832x480"}"#),
             ModelName::Tiny,
+            &AnnotatorDir::default(),
         )
         .unwrap_err();
         assert!(

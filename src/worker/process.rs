@@ -12,6 +12,7 @@ use super::protocol::{FailureClass, FromWorker, RunJob, ToWorker, encode};
 use crate::engine::pipeline::Pipeline;
 use crate::engine::preset::ModelSource;
 use crate::manifest;
+use crate::preprocess::AnnotatorDir;
 use crate::queue::Failure;
 use crate::render::{self, RenderError, RenderEvent, Renderer};
 
@@ -110,7 +111,12 @@ fn run_job(
         Err(e) => return job_failed(e.to_string(), "fix job.json and drop the folder again"),
     };
     let mut plan = match (
-        render::plan(&job.job_dir, &manifest, job.model_name),
+        render::plan(
+            &job.job_dir,
+            &manifest,
+            job.model_name,
+            &AnnotatorDir::new(job.annotators.clone()),
+        ),
         problems.is_empty(),
     ) {
         (Ok(plan), true) => plan,

@@ -22,6 +22,9 @@ pub struct RunJob {
     pub model_name: ModelName,
     /// The seed fixed when the job was accepted.
     pub seed: u64,
+    /// The annotator weights folder, for preprocessing tasks.
+    #[serde(default)]
+    pub annotators: Option<PathBuf>,
 }
 
 /// Daemon → worker.
@@ -103,6 +106,7 @@ mod tests {
             model_source: "tiny".into(),
             model_name: ModelName::Tiny,
             seed: 3,
+            annotators: Some("/models/VACE-Annotators".into()),
         });
         let line = encode(&run);
         assert!(line.ends_with('\n') && line.contains("\"type\":\"run\""));

@@ -1,0 +1,130 @@
+//! Every preprocessing task, and the main compositions, rendered end to end by
+//! `vaced render` with the tiny model and by the daemon, from job folders on disk.
+#![cfg(feature = "ffmpeg")]
+
+mod daemon_common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use daemon_common::Env;
+use tempfile::TempDir;
+use vaced::media::{Frame, Mp4Settings, test_clip, write_mp4, write_png};
+
+/// Small and quick: 64x48, 5 frames, 2 steps.
+fn manifest(inputs: &str, tasks: &str) -> String {
+    format!(
+        r#"{{"version": 1, "prompt": "a ball", "model": "tiny", "size": "64x48", "frames": 5, "steps": 2, "seed": 1, "inputs": {{{inputs}}}, "preprocess": [{tasks}]}}"#
+    )
+}
+
+/// The jobs: a name, the `inputs` and the `preprocess` list.
+fn jobs() -> Vec<(&'static str, String)> {
+    let video = r#""video": "clip.mp4""#;
+    [
+        ("gray", manifest(video, r#"{"task": "gray"}"#)),
+        ("edges", manifest(video, r#"{"task": "scribble_edges", "detail": 0.7}"#)),
+        ("inpaint-box", manifest(video, r#"{"task": "inpainting", "box": [16, 8, 48, 40]}"#)),
+        ("inpaint-mask", manifest(r#""video": "clip.mp4", "mask": "mask.png""#, r#"{"task": "inpainting"}"#)),
+        ("outpaint", manifest(video, r#"{"task": "outpainting", "direction": ["up", "down"], "expand_ratio": 0.5}"#)),
+        ("outpaint-inner", manifest(video, r#"{"task": "outpainting_inner", "expand_ratio": 0.2}"#)),
+        ("first-frame", manifest("", r#"{"task": "extension", "mode": "first_frame", "image": "image.png"}"#)),
+        ("last-clip", manifest(video, r#"{"task": "extension", "mode": "last_clip", "keep_frames": 2}"#)),
+        ("first-last", manifest("", r#"{"task": "extension", "mode": "first_last_frame", "image": "image.png", "last_image": "image.png"}"#)),
+        ("layout", manifest("", r#"{"task": "layout_bbox", "boxes": [[4, 4, 20, 20], [40, 20, 60, 44]]}"#)),
+        ("reference", manifest("", r#"{"task": "reference", "mode": "box", "image": "image.png", "box": [4, 4, 30, 24]}"#)),
+        ("pose-and-first-frame", manifest(video, r#"{"task": "extension", "mode": "first_frame", "image": "image.png"}, {"task": "gray"}"#)),
+        ("swap", manifest(video, r#"{"task": "inpainting", "box": [16, 8, 48, 40]}, {"task": "reference", "mode": "plain", "image": "image.png"}"#)),
+    ]
+    .into()
+}
+
+/// A job folder with the media every job above may name.
+fn job_folder(root: &Path, name: &str, manifest: &str) -> PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let settings = Mp4Settings {
+        fps: 16,
+        crf: 18,
+        preset: "ultrafast".into(),
+    };
+    write_mp4(&dir.join("clip.mp4"), &test_clip::clip()[..12], &settings).unwrap();
+    write_png(
+        &dir.join("image.png"),
+        &Frame::filled(40, 30, [200, 30, 60]),
+    )
+    .unwrap();
+    let mut mask = Frame::filled(test_clip::WIDTH, test_clip::HEIGHT, [0; 3]);
+    mask.rgb[..test_clip::WIDTH * 3 * 10].fill(255);
+    write_png(&dir.join("mask.png"), &mask).unwrap();
+    std::fs::write(dir.join("job.json"), manifest).unwrap();
+    dir
+}
+
+fn check_result(out: &Path, name: &str) {
+    let info = vaced::media::video::probe(&out.join("result.mp4")).unwrap();
+    assert_eq!(
+        (info.frames, info.width_px, info.height_px),
+        (5, 64, 48),
+        "{name}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert!(
+        report["plan"]["preprocess"].is_array(),
+        "{name}: tasks missing from the report"
+    );
+}
+
+#[test]
+fn every_task_renders_with_vaced_render() {
+    let root = TempDir::new().unwrap();
+    for (name, manifest) in jobs() {
+        let job = job_folder(root.path(), name, &manifest);
+        let out = root.path().join(format!("{name}-out"));
+        let output = Command::new(env!("CARGO_BIN_EXE_vaced"))
+            .args([
+                "render",
+                job.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        check_result(&out, name);
+    }
+}
+
+#[test]
+fn the_daemon_renders_preprocessing_jobs_and_refuses_missing_weights_at_intake() {
+    let annotators = TempDir::new().unwrap();
+    let env = Env::new(&format!(
+        "annotators = \"{}\"\n",
+        annotators.path().display()
+    ));
+    let daemon = env.start(&[]);
+    let wanted = ["outpaint", "pose-and-first-frame", "swap", "layout"];
+    let folders = TempDir::new().unwrap();
+    for (name, manifest) in jobs().into_iter().filter(|(n, _)| wanted.contains(n)) {
+        env.submit(&job_folder(folders.path(), name, &manifest), name);
+    }
+    let depth = manifest(r#""video": "clip.mp4""#, r#"{"task": "depth"}"#);
+    env.submit(&job_folder(folders.path(), "depth", &depth), "depth");
+    for name in wanted {
+        let out = env.wait_done(name, Duration::from_secs(180));
+        check_result(&out, name);
+    }
+    let failure = env.wait_failed("depth", Duration::from_secs(60));
+    let text = failure.to_string();
+    assert!(
+        text.contains("depth/depth_anything_v2_vitl.pth does not exist"),
+        "{text}"
+    );
+    assert!(daemon.stop());
+}
