@@ -3,7 +3,9 @@
 //! at 16 fps), so the samples render with the `tiny` model on a CPU in seconds.
 //!
 //! Conventions of the VACE inputs (spec §6.1, §6.9): in a source video, grey (127) marks
-//! content to make up; in a mask, white (255) = generate, black (0) = keep.
+//! content to make up; in a mask, white (255) = generate, black (0) = keep. The `inpainting`
+//! sample gives those inputs ready-made; the others let the job's `preprocess` tasks make
+//! them from plain media.
 
 use std::path::Path;
 
@@ -42,10 +44,6 @@ fn scene(t: usize) -> Frame {
             [60, (150 - (y - 56) * 2) as u8, 50]
         }
     })
-}
-
-fn constant(rgb: [u8; 3]) -> Frame {
-    frame(|_, _| rgb)
 }
 
 fn settings() -> Mp4Settings {
@@ -96,41 +94,50 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &frame(|x, y| if in_box(x, y) { [255; 3] } else { [0; 3] }),
     )?;
 
-    // First-frame extension: the first frame is kept, the other 16 are made up.
-    let mut extension = vec![scenes[0].clone()];
-    extension.extend((1..FRAMES).map(|_| constant([GREY; 3])));
-    let mut extension_mask = vec![constant([0; 3])];
-    extension_mask.extend((1..FRAMES).map(|_| constant([255; 3])));
-    write_mp4(
-        &root.join("first-frame-extension/source.mp4"),
-        &extension,
-        &settings(),
-    )?;
-    write_mp4(
-        &root.join("first-frame-extension/mask.mp4"),
-        &extension_mask,
-        &settings(),
-    )?;
+    // First-frame extension (task `extension`): one still to start from.
+    write_png(&root.join("first-frame-extension/first.png"), &scenes[0])?;
 
-    // Outpainting: the scene squeezed into the middle 64 columns, grey bands to fill.
-    let band = |x: usize| !(32..96).contains(&x);
-    let squeezed: Vec<Frame> = scenes
+    // Outpainting (task `outpainting`): a portrait clip, the middle 80 columns of the scene
+    // stretched to 80x128, widened into landscape.
+    let portrait: Vec<Frame> = scenes
         .iter()
         .map(|f| {
-            frame(|x, y| {
-                if band(x) {
-                    return [GREY; 3];
+            let (w, h) = (HEIGHT, WIDTH);
+            let mut rgb = Vec::with_capacity(w * h * 3);
+            for y in 0..h {
+                for x in 0..w {
+                    let i = ((y * HEIGHT / h) * WIDTH + 24 + x) * 3;
+                    rgb.extend_from_slice(&f.rgb[i..i + 3]);
                 }
-                // Every second column of the original.
-                let i = (y * WIDTH + (x - 32) * 2) * 3;
-                [f.rgb[i], f.rgb[i + 1], f.rgb[i + 2]]
-            })
+            }
+            Frame {
+                width: w,
+                height: h,
+                rgb,
+            }
         })
         .collect();
-    write_mp4(&root.join("outpainting/source.mp4"), &squeezed, &settings())?;
+    write_mp4(&root.join("outpainting/portrait.mp4"), &portrait, &settings())?;
+
+    // Masked replacement with a reference (tasks `inpainting` + `reference`): the scene,
+    // a mask over the ball's path, and a subject photographed on a coloured backdrop with
+    // its mask, which the `reference` task cuts out onto white.
+    write_mp4(&root.join("swap-with-reference/source.mp4"), &scenes, &settings())?;
     write_png(
-        &root.join("outpainting/mask.png"),
-        &frame(|x, _| if band(x) { [255; 3] } else { [0; 3] }),
+        &root.join("swap-with-reference/mask.png"),
+        &frame(|_, y| if (38..68).contains(&y) { [255; 3] } else { [0; 3] }),
+    )?;
+    let star = |x: usize, y: usize| {
+        let (dx, dy) = (x as f32 - 64.0, y as f32 - 40.0);
+        (dx * dx + dy * dy).sqrt() < 18.0 + 8.0 * (5.0 * dy.atan2(dx)).cos()
+    };
+    write_png(
+        &root.join("swap-with-reference/subject.png"),
+        &frame(|x, y| if star(x, y) { [240, 200, 20] } else { [70, 90, 160] }),
+    )?;
+    write_png(
+        &root.join("swap-with-reference/subject-mask.png"),
+        &frame(|x, y| if star(x, y) { [255; 3] } else { [0; 3] }),
     )?;
     println!("wrote the sample media under {}", root.display());
     Ok(())

@@ -118,6 +118,17 @@ fn count_inputs(manifest: &serde_json::Value) -> usize {
         .filter(|k| inputs[**k].is_string())
         .count()
         + inputs["reference_images"].as_array().map_or(0, Vec::len)
+        + manifest["preprocess"].as_array().map_or(0, |tasks| {
+            tasks
+                .iter()
+                .map(|t| {
+                    ["image", "last_image", "last_clip", "mask"]
+                        .iter()
+                        .filter(|k| t[**k].is_string())
+                        .count()
+                })
+                .sum()
+        })
 }
 
 /// Copies a job folder's files (not its manifest) into `dest`.

@@ -67,6 +67,20 @@ impl Task {
     }
 }
 
+impl Task {
+    /// The files the task names, in the order written.
+    pub fn files(&self) -> Vec<&JobPath> {
+        match self {
+            Self::Extension(o) => [&o.image, &o.last_image, &o.last_clip]
+                .into_iter()
+                .flatten()
+                .collect(),
+            Self::Reference(o) => std::iter::once(&o.image).chain(&o.mask).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// A box in pixels, `[x1, y1, x2, y2]`: left, top, right, bottom (right and bottom exclusive).
 pub type PixelBox = [f64; 4];
 

@@ -136,7 +136,7 @@ impl ScribbleNet {
     /// (`model0.1.weight`, `model2.0.conv_block.1.weight`, ...).
     pub fn new(vb: VarBuilder) -> Result<Self> {
         let f = STEM_FEATURES;
-        let up = |cin: usize, cout: usize, vb: VarBuilder| {
+        let upsample = |cin: usize, cout: usize, vb: VarBuilder| {
             let cfg = ConvTranspose2dConfig {
                 padding: 1,
                 output_padding: 1,
@@ -145,20 +145,24 @@ impl ScribbleNet {
             };
             candle_nn::conv_transpose2d(cin, cout, 3, cfg, vb)
         };
+        // Built in the checkpoint's order, so a partial file fails at its first missing layer.
+        let stem = conv(3, f, OUTER_KERNEL, 1, 0, vb.pp("model0.1"))?;
+        let down = [
+            conv(f, 2 * f, 3, 2, 1, vb.pp("model1.0"))?,
+            conv(2 * f, 4 * f, 3, 2, 1, vb.pp("model1.3"))?,
+        ];
         let residual = (0..N_RESIDUAL_BLOCKS)
             .map(|i| ResidualBlock::new(4 * f, vb.pp("model2").pp(i)))
             .collect::<Result<_>>()?;
+        let up = [
+            upsample(4 * f, 2 * f, vb.pp("model3.0"))?,
+            upsample(2 * f, f, vb.pp("model3.3"))?,
+        ];
         Ok(Self {
-            stem: conv(3, f, OUTER_KERNEL, 1, 0, vb.pp("model0.1"))?,
-            down: [
-                conv(f, 2 * f, 3, 2, 1, vb.pp("model1.0"))?,
-                conv(2 * f, 4 * f, 3, 2, 1, vb.pp("model1.3"))?,
-            ],
+            stem,
+            down,
             residual,
-            up: [
-                up(4 * f, 2 * f, vb.pp("model3.0"))?,
-                up(2 * f, f, vb.pp("model3.3"))?,
-            ],
+            up,
             head: conv(f, 1, OUTER_KERNEL, 1, 0, vb.pp("model4.1"))?,
             device: vb.device().clone(),
         })

@@ -9,7 +9,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::Stage;
-use super::plan::{JobPlan, SourceKind};
+use super::plan::{JobPlan, Source, SourceKind};
 use crate::manifest::{FrameSize, JobManifest};
 
 /// Size and SHA-256 of one input.
@@ -109,13 +109,22 @@ pub fn file_fingerprint(path: &Path) -> std::io::Result<(u64, String)> {
     Ok((total, hex(hasher.finalize())))
 }
 
-/// Fingerprints of every input of a plan; a folder of frames hashes its images in order.
+/// Fingerprints of every input of a plan, the files its preprocessing tasks name included;
+/// a folder of frames hashes its images in order.
 pub fn input_fingerprints(plan: &JobPlan) -> std::io::Result<Vec<Fingerprint>> {
+    let task_files = plan
+        .preprocess
+        .iter()
+        .flat_map(|task| task.files())
+        .map(|name| super::plan::probe_source(&plan.job_dir, plan.fps, name))
+        .collect::<Result<Vec<Source>, String>>()
+        .map_err(std::io::Error::other)?;
     let sources = plan
         .video
         .iter()
         .chain(&plan.mask)
-        .chain(&plan.reference_images);
+        .chain(&plan.reference_images)
+        .chain(&task_files);
     sources
         .map(|source| {
             let (bytes, sha256) = match &source.kind {

@@ -217,8 +217,11 @@ impl DepthAnythingV2 {
     /// Raw relative depth (larger is nearer) at the frame's size: `height * width` values,
     /// row-major, what the reference's `infer_image` returns for this frame.
     pub fn infer(&self, frame: &Frame) -> Result<Vec<f32>> {
+        let t0 = std::time::Instant::now();
         let input = transform::to_network_input(frame, &self.device)?;
+        eprintln!("TIMING transform {:?}", t0.elapsed());
         let depth = self.forward(&input)?; // (1, 1, 14 * patch_h, 14 * patch_w)
+        eprintln!("TIMING forward {:?}", t0.elapsed());
         depth
             .upsample_bilinear2d(frame.height, frame.width, true)?
             .flatten_all()?
@@ -238,7 +241,9 @@ impl DepthAnythingV2 {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (_, _, h, w) = x.dims4()?;
         let layers = self.config.encoder.intermediate_layers();
+        let t0 = std::time::Instant::now();
         let tokens = self.pretrained.intermediate_layers(x, &layers)?;
+        eprintln!("TIMING encoder {:?}", t0.elapsed());
         self.depth_head
             .forward(&tokens, h / PATCH_SIZE, w / PATCH_SIZE)
     }
