@@ -3,6 +3,8 @@
 #![cfg(feature = "ffmpeg")]
 
 mod daemon_common;
+#[path = "data/annotators/formula_weights.rs"]
+mod formula_weights;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -98,6 +100,50 @@ fn every_task_renders_with_vaced_render() {
             String::from_utf8_lossy(&output.stderr)
         );
         check_result(&out, name);
+    }
+}
+
+/// The network annotators from an annotator folder laid out like VACE-Annotators, holding
+/// the fixtures' formula weights (ViT-S for depth: the size is read from the shapes).
+#[test]
+fn network_annotators_render_from_the_annotator_folder() {
+    let root = TempDir::new().unwrap();
+    let annotators = root.path().join("VACE-Annotators");
+    for (keys, file) in [
+        ("depth_vits_keys.txt", "depth/depth_anything_v2_vitl.pth"),
+        (
+            "scribble_keys.txt",
+            "scribble/anime_style/netG_A_latest.pth",
+        ),
+    ] {
+        let path = annotators.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        candle_core::safetensors::save(&formula_weights::weights(keys), &path).unwrap();
+    }
+    let video = r#""video": "clip.mp4""#;
+    // One frame of depth: a ViT-S pass takes seconds on a CPU.
+    let depth = manifest(video, r#"{"task": "depth"}"#).replace(r#""frames": 5"#, r#""frames": 1"#);
+    let scribble = manifest(video, r#"{"task": "scribble"}"#);
+    for (name, manifest, frames) in [("depth", depth, 1), ("scribble", scribble, 5)] {
+        let job = job_folder(root.path(), name, &manifest);
+        let out = root.path().join(format!("{name}-out"));
+        let output = Command::new(env!("CARGO_BIN_EXE_vaced"))
+            .args([
+                "render",
+                job.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .args(["--annotators", annotators.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let info = vaced::media::video::probe(&out.join("result.mp4")).unwrap();
+        assert_eq!(info.frames, frames, "{name}");
     }
 }
 

@@ -628,7 +628,7 @@ impl Core {
 
     fn on_stage(&mut self, id: JobId, stage: Stage) {
         let state = match stage {
-            Stage::DecodeInputs => JobState::Preprocessing,
+            Stage::Preprocess | Stage::DecodeInputs => JobState::Preprocessing,
             Stage::EncodeText | Stage::EncodeVideo | Stage::Denoise | Stage::DecodeVideo => {
                 JobState::Generating
             }

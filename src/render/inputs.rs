@@ -144,10 +144,14 @@ pub fn preprocess(
     preprocess::run(&plan.preprocess, &context, &mut PlanClips { plan })
 }
 
-/// Decodes, preprocesses and prepares everything the engine conditions on.
-pub fn prepare(plan: &JobPlan, device: &Device) -> Result<VaceInputs, InputError> {
+/// Decodes and prepares everything the engine conditions on, taking what preprocessing
+/// made (`prepared`) in place of the job's own video and mask when it made a video.
+pub fn prepare(
+    plan: &JobPlan,
+    prepared: Prepared,
+    device: &Device,
+) -> Result<VaceInputs, InputError> {
     let (width, height) = (plan.size.width_px, plan.size.height_px);
-    let prepared = preprocess(plan, device, Some(plan.size))?;
     let mut inputs = match (&prepared.video, &plan.video) {
         (Some(video), _) => {
             let masks: Vec<Frame> = video.masks.iter().map(|m| m.to_frame()).collect();

@@ -19,6 +19,7 @@ use crate::engine::text::DEFAULT_NEGATIVE_PROMPT;
 use crate::manifest::MANIFEST_FILE;
 use crate::media;
 use crate::outbox::{self, ExpectedVideo, PartialFolder};
+use crate::preprocess::Prepared;
 
 pub use inputs::{InputError, preprocess as preprocess_media};
 pub use plan::{JobPlan, plan};
@@ -35,6 +36,8 @@ const CONTACT_SHEET_THUMB_WIDTH_PX: usize = 320;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
+    /// The job's `preprocess` tasks (only when it has some).
+    Preprocess,
     DecodeInputs,
     EncodeText,
     EncodeVideo,
@@ -47,6 +50,7 @@ impl Stage {
     /// A short label for progress displays.
     pub fn label(self) -> &'static str {
         match self {
+            Self::Preprocess => "preprocess",
             Self::DecodeInputs => "decode",
             Self::EncodeText => "text",
             Self::EncodeVideo => "vae encode",
@@ -142,8 +146,15 @@ pub fn render(
     let folder = PartialFolder::begin(out)?;
     let mut times = Vec::new();
 
+    let prepared = if plan.preprocess.is_empty() {
+        Prepared::default()
+    } else {
+        stage(Stage::Preprocess, observer, &mut times, || {
+            Ok(inputs::preprocess(plan, &device, Some(plan.size)).map_err(InputError::from)?)
+        })?
+    };
     let inputs = stage(Stage::DecodeInputs, observer, &mut times, || {
-        Ok(inputs::prepare(plan, &device)?)
+        Ok(inputs::prepare(plan, prepared, &device)?)
     })?;
     let request = GenerationRequest {
         prompt: plan.manifest.prompt.clone(),

@@ -19,15 +19,20 @@ pub(crate) struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Opens `path` (`.safetensors` by extension, otherwise a torch zip pickle).
+    /// Opens `path`: a torch zip pickle (it starts with the zip signature `PK`, whatever its
+    /// name), otherwise safetensors.
     pub(crate) fn open(path: &Path, model: &'static str, hint: &'static str) -> Result<Self> {
         if !path.is_file() {
-            candle_core::bail!("{}: {model} checkpoint not found; {hint}", path.display());
+            // A plain message (no backtrace): this is the user's mistake, not a bug.
+            return Err(candle_core::Error::Msg(format!(
+                "{}: {model} checkpoint not found; {hint}",
+                path.display()
+            )));
         }
-        let files = if path.extension().is_some_and(|e| e == "safetensors") {
-            TensorFiles::safetensors(&[path.to_path_buf()], model)
-        } else {
+        let files = if is_zip(path) {
             TensorFiles::pth(path, model)
+        } else {
+            TensorFiles::safetensors(&[path.to_path_buf()], model)
         };
         let files = files.map_err(|e| candle_core::Error::Msg(format!("{model}: {e}")))?;
         Ok(Self {
@@ -56,16 +61,23 @@ impl Checkpoint {
     ) -> Result<T> {
         build(self.var_builder(device)).map_err(|err| match self.files.take_error() {
             Some(LoadError::MissingTensor { file, tensor, .. }) => {
+                let (model, hint) = (self.model, self.hint);
                 candle_core::Error::Msg(format!(
-                    "{}: tensor `{tensor}` is missing; the file is incomplete or is not a {} \
-                 checkpoint ({})",
-                    file.display(),
-                    self.model,
-                    self.hint
+                    "{}: tensor `{tensor}` is missing; the file is incomplete or is not a {model} checkpoint ({hint})",
+                    file.display()
                 ))
             }
             Some(other) => candle_core::Error::Msg(format!("{}: {other}", self.model)),
             None => err,
         })
     }
+}
+
+/// Whether the file starts with the zip signature, as `torch.save` files do.
+fn is_zip(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 2];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|()| &magic == b"PK")
 }

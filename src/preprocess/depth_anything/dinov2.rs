@@ -169,9 +169,7 @@ impl Dinov2 {
             .transpose(1, 2)?; // (b, n, dim)
         let dim = tokens.dim(2)?;
         let cls = self.cls_token.expand((b, 1, dim))?;
-        let t0 = std::time::Instant::now();
         let pos = pos_embed::interpolate(&self.pos_embed, h / PATCH_SIZE, w / PATCH_SIZE)?;
-        eprintln!("TIMING pos {:?}", t0.elapsed());
         let mut x = Tensor::cat(&[&cls, &tokens], 1)?.broadcast_add(&pos)?;
         let mut outputs = Vec::with_capacity(layers.len());
         for (i, block) in self.blocks.iter().enumerate() {

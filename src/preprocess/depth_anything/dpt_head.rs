@@ -208,12 +208,9 @@ impl DptHead {
         let path = self.refinenet[1].forward(&path, Some(&levels[1]), Some(size(&levels[0])?))?;
         let path = self.refinenet[0].forward(&path, Some(&levels[0]), None)?;
 
-        let t0 = std::time::Instant::now();
         let out = self.output_conv1.forward(&path)?;
         let out = out.upsample_bilinear2d(PATCH_SIZE * patch_h, PATCH_SIZE * patch_w, true)?;
         let out = self.output_conv2[0].forward(&out)?.relu()?;
-        let r = self.output_conv2[1].forward(&out)?.relu();
-        eprintln!("TIMING head tail {:?}", t0.elapsed());
-        r
+        self.output_conv2[1].forward(&out)?.relu()
     }
 }

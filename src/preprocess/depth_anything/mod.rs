@@ -217,11 +217,8 @@ impl DepthAnythingV2 {
     /// Raw relative depth (larger is nearer) at the frame's size: `height * width` values,
     /// row-major, what the reference's `infer_image` returns for this frame.
     pub fn infer(&self, frame: &Frame) -> Result<Vec<f32>> {
-        let t0 = std::time::Instant::now();
         let input = transform::to_network_input(frame, &self.device)?;
-        eprintln!("TIMING transform {:?}", t0.elapsed());
         let depth = self.forward(&input)?; // (1, 1, 14 * patch_h, 14 * patch_w)
-        eprintln!("TIMING forward {:?}", t0.elapsed());
         depth
             .upsample_bilinear2d(frame.height, frame.width, true)?
             .flatten_all()?
@@ -233,7 +230,25 @@ impl DepthAnythingV2 {
     /// frame's size. A constant depth map (0/0 in the reference) gives black.
     pub fn depth_frame(&self, frame: &Frame) -> Result<Frame> {
         let depth = self.infer(frame)?;
-        Ok(grey_frame(&depth, frame.width, frame.height))
+        Ok(Self::control_frame(&depth, frame.width, frame.height))
+    }
+
+    /// The second half of [`Self::depth_frame`], for a depth map [`Self::infer`] already
+    /// gave: `(d - min) / max(d - min) * 255`, clipped and truncated as `astype(np.uint8)`
+    /// does, computed in f32 like the reference's NumPy arrays. `depth` holds
+    /// `width * height` values, row-major.
+    pub fn control_frame(depth: &[f32], width: usize, height: usize) -> Frame {
+        let min = depth.iter().copied().fold(f32::INFINITY, f32::min);
+        let range = depth.iter().map(|&d| d - min).fold(0.0, f32::max);
+        let rgb = depth
+            .iter()
+            .flat_map(|&d| {
+                // A NaN (constant map) casts to 0.
+                let grey = ((d - min) / range * 255.0).clamp(0.0, 255.0) as u8;
+                [grey; 3]
+            })
+            .collect();
+        Frame { width, height, rgb }
     }
 
     /// `DepthAnythingV2.forward`: `(batch, 3, h, w)` normalised input with sides multiple of
@@ -241,28 +256,10 @@ impl DepthAnythingV2 {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (_, _, h, w) = x.dims4()?;
         let layers = self.config.encoder.intermediate_layers();
-        let t0 = std::time::Instant::now();
         let tokens = self.pretrained.intermediate_layers(x, &layers)?;
-        eprintln!("TIMING encoder {:?}", t0.elapsed());
         self.depth_head
             .forward(&tokens, h / PATCH_SIZE, w / PATCH_SIZE)
     }
-}
-
-/// `(d - min) / max(d - min) * 255`, clipped and truncated as `astype(np.uint8)` does, in f32
-/// like the reference's NumPy arrays.
-fn grey_frame(depth: &[f32], width: usize, height: usize) -> Frame {
-    let min = depth.iter().copied().fold(f32::INFINITY, f32::min);
-    let range = depth.iter().map(|&d| d - min).fold(0.0, f32::max);
-    let rgb = depth
-        .iter()
-        .flat_map(|&d| {
-            // A NaN (constant map) casts to 0.
-            let grey = ((d - min) / range * 255.0).clamp(0.0, 255.0) as u8;
-            [grey; 3]
-        })
-        .collect();
-    Frame { width, height, rgb }
 }
 
 #[cfg(test)]
@@ -270,12 +267,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn grey_frame_truncates_and_handles_a_flat_map() {
-        let frame = grey_frame(&[1.0, 2.0, 1.5, 1.999], 2, 2);
+    fn control_frame_truncates_and_handles_a_flat_map() {
+        let frame = DepthAnythingV2::control_frame(&[1.0, 2.0, 1.5, 1.999], 2, 2);
         assert_eq!(
             frame.rgb,
             [0, 0, 0, 255, 255, 255, 127, 127, 127, 254, 254, 254]
         );
-        assert_eq!(grey_frame(&[3.0; 4], 2, 2).rgb, [0; 12]);
+        assert_eq!(DepthAnythingV2::control_frame(&[3.0; 4], 2, 2).rgb, [0; 12]);
     }
 }

@@ -120,24 +120,20 @@ fn resize_cubic(plane: &[f64], src_w: usize, src_h: usize, dst_w: usize, dst_h: 
         for &(sx, alpha) in &x_taps {
             let mut v = 0.0;
             for (j, &a) in alpha.iter().enumerate() {
-                v += row[clamp_tap(sx - 1 + j as isize, src_w)] * a as f64;
+                v += row[clamp_tap(sx - 1 + j as isize, src_w)] * f64::from(a);
             }
             rows.push(v);
         }
     }
     let mut out = Vec::with_capacity(dst_h * dst_w);
     for &(sy, beta) in &y_taps {
-        let src_rows: [&[f64]; 4] = std::array::from_fn(|k| {
+        let [r0, r1, r2, r3]: [&[f64]; 4] = std::array::from_fn(|k| {
             let y = clamp_tap(sy - 1 + k as isize, src_h);
             &rows[y * dst_w..(y + 1) * dst_w]
         });
-        for x in 0..dst_w {
-            out.push(
-                src_rows[0][x] * beta[0] as f64
-                    + src_rows[1][x] * beta[1] as f64
-                    + src_rows[2][x] * beta[2] as f64
-                    + src_rows[3][x] * beta[3] as f64,
-            );
+        let [b0, b1, b2, b3] = beta.map(f64::from);
+        for (((&v0, &v1), &v2), &v3) in r0.iter().zip(r1).zip(r2).zip(r3) {
+            out.push(v0 * b0 + v1 * b1 + v2 * b2 + v3 * b3);
         }
     }
     out
