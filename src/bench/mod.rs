@@ -2,6 +2,7 @@
 //! step with guidance, VAE encode and decode, the text encoder, and a whole job; with the
 //! FLOPs of a step and the peak GPU memory. Prints JSON (docs/benchmarks.md records runs).
 
+mod annotators;
 mod attention;
 mod gpu_memory;
 
@@ -17,6 +18,7 @@ use crate::engine::pipeline::{Event, GenerationRequest, Pipeline, SamplingParams
 use crate::engine::preset::Preset;
 use crate::engine::scheduler;
 
+pub use annotators::AnnotatorTiming;
 pub use attention::AttentionTiming;
 pub use gpu_memory::peak_during;
 
@@ -36,6 +38,8 @@ pub struct BenchOptions {
     pub text: bool,
     /// One layer's self-attention through each implementation.
     pub attention: bool,
+    /// The network annotators (preprocessing), per frame at the frame size.
+    pub annotators: bool,
 }
 
 /// Times of one measurement.
@@ -82,6 +86,8 @@ pub struct BenchReport {
     pub text_upload_and_encode_512_tokens: Option<Timing>,
     /// One layer's self-attention (B=1) through each implementation.
     pub attention: Option<Vec<AttentionTiming>>,
+    /// Preprocessing annotators, seconds per frame.
+    pub annotators: Option<AnnotatorTiming>,
     pub job: Option<JobTiming>,
 }
 
@@ -164,8 +170,14 @@ pub fn run(
         text_encode_512_tokens: None,
         text_upload_and_encode_512_tokens: None,
         attention: None,
+        annotators: None,
         job: None,
     };
+    if options.annotators {
+        let timing = annotators::run(options.width_px, options.height_px, device, options.repeat)?;
+        progress("annotators", &timing);
+        report.annotators = Some(timing);
+    }
     if options.attention {
         let rows = attention::run(&cfg, tokens, dtype, device, options.repeat)?;
         progress("attention", &rows);
@@ -351,6 +363,7 @@ mod tests {
             vae: true,
             text: true,
             attention: true,
+            annotators: false,
         };
         let report = run(&options, &Device::Cpu, "cpu", DType::F32).unwrap();
         assert_eq!(report.tokens, 2 * 3 * 4);

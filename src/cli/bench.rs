@@ -25,7 +25,8 @@ pub struct Args {
     /// Steps of the whole-job run (0 skips it).
     #[arg(long, default_value_t = 50)]
     job_steps: usize,
-    /// Measure only these: any of step, vae, text, attention, job (default: all).
+    /// Measure only these: any of step, vae, text, attention, job, annotators (default:
+    /// all but annotators).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -44,8 +45,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     for part in &args.only {
-        if !["step", "vae", "text", "attention", "job"].contains(&part.as_str()) {
-            bail!("--only {part}: use step, vae, text, attention or job");
+        if !["step", "vae", "text", "attention", "job", "annotators"].contains(&part.as_str()) {
+            bail!("--only {part}: use step, vae, text, attention, job or annotators");
         }
     }
     let all = args.only.is_empty();
@@ -63,6 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         vae: wants("vae"),
         text: wants("text"),
         attention: wants("attention"),
+        annotators: args.only.iter().any(|p| p == "annotators"),
     };
     let report = bench::run(&options, &device, &args.device, dtype)?;
     println!("{}", serde_json::to_string_pretty(&report)?);
