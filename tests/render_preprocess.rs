@@ -103,12 +103,9 @@ fn every_task_renders_with_vaced_render() {
     }
 }
 
-/// The network annotators from an annotator folder laid out like VACE-Annotators, holding
-/// the fixtures' formula weights (ViT-S for depth: the size is read from the shapes).
-#[test]
-fn network_annotators_render_from_the_annotator_folder() {
-    let root = TempDir::new().unwrap();
-    let annotators = root.path().join("VACE-Annotators");
+/// An annotator folder laid out like VACE-Annotators, holding the fixtures' formula
+/// weights (ViT-S for depth: the loader reads the size from the shapes).
+fn install_annotators(annotators: &Path) {
     for (keys, file) in [
         ("depth_vits_keys.txt", "depth/depth_anything_v2_vitl.pth"),
         (
@@ -120,11 +117,25 @@ fn network_annotators_render_from_the_annotator_folder() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         candle_core::safetensors::save(&formula_weights::weights(keys), &path).unwrap();
     }
+}
+
+/// Jobs for the network annotators; one frame of depth, as a ViT-S pass takes seconds on a
+/// CPU.
+fn network_jobs() -> Vec<(&'static str, String, usize)> {
     let video = r#""video": "clip.mp4""#;
-    // One frame of depth: a ViT-S pass takes seconds on a CPU.
     let depth = manifest(video, r#"{"task": "depth"}"#).replace(r#""frames": 5"#, r#""frames": 1"#);
-    let scribble = manifest(video, r#"{"task": "scribble"}"#);
-    for (name, manifest, frames) in [("depth", depth, 1), ("scribble", scribble, 5)] {
+    vec![
+        ("depth", depth, 1),
+        ("scribble", manifest(video, r#"{"task": "scribble"}"#), 5),
+    ]
+}
+
+#[test]
+fn network_annotators_render_from_the_annotator_folder() {
+    let root = TempDir::new().unwrap();
+    let annotators = root.path().join("VACE-Annotators");
+    install_annotators(&annotators);
+    for (name, manifest, frames) in network_jobs() {
         let job = job_folder(root.path(), name, &manifest);
         let out = root.path().join(format!("{name}-out"));
         let output = Command::new(env!("CARGO_BIN_EXE_vaced"))
@@ -148,29 +159,46 @@ fn network_annotators_render_from_the_annotator_folder() {
 }
 
 #[test]
-fn the_daemon_renders_preprocessing_jobs_and_refuses_missing_weights_at_intake() {
+fn the_daemon_renders_every_task_and_refuses_missing_weights_at_intake() {
     let annotators = TempDir::new().unwrap();
     let env = Env::new(&format!(
         "annotators = \"{}\"\n",
         annotators.path().display()
     ));
     let daemon = env.start(&[]);
-    let wanted = ["outpaint", "pose-and-first-frame", "swap", "layout"];
     let folders = TempDir::new().unwrap();
-    for (name, manifest) in jobs().into_iter().filter(|(n, _)| wanted.contains(n)) {
-        env.submit(&job_folder(folders.path(), name, &manifest), name);
-    }
-    let depth = manifest(r#""video": "clip.mp4""#, r#"{"task": "depth"}"#);
-    env.submit(&job_folder(folders.path(), "depth", &depth), "depth");
-    for name in wanted {
-        let out = env.wait_done(name, Duration::from_secs(180));
-        check_result(&out, name);
-    }
-    let failure = env.wait_failed("depth", Duration::from_secs(60));
-    let text = failure.to_string();
-    assert!(
-        text.contains("depth/depth_anything_v2_vitl.pth does not exist"),
-        "{text}"
+    // Before the weights are installed, a depth job is refused when it is taken in.
+    let (_, depth, _) = &network_jobs()[0];
+    env.submit(
+        &job_folder(folders.path(), "early-depth", depth),
+        "early-depth",
     );
+    let failure = env
+        .wait_failed("early-depth", Duration::from_secs(60))
+        .to_string();
+    assert!(
+        failure.contains("depth/depth_anything_v2_vitl.pth does not exist"),
+        "{failure}"
+    );
+
+    install_annotators(annotators.path());
+    let mut expected = Vec::new();
+    for (name, manifest) in jobs() {
+        env.submit(&job_folder(folders.path(), name, &manifest), name);
+        expected.push((name, 5));
+    }
+    for (name, manifest, frames) in network_jobs() {
+        env.submit(&job_folder(folders.path(), name, &manifest), name);
+        expected.push((name, frames));
+    }
+    for (name, frames) in expected {
+        let out = env.wait_done(name, Duration::from_secs(180));
+        let info = vaced::media::video::probe(&out.join("result.mp4")).unwrap();
+        assert_eq!(
+            (info.frames, info.width_px, info.height_px),
+            (frames, 64, 48),
+            "{name}"
+        );
+    }
     assert!(daemon.stop());
 }
