@@ -117,15 +117,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         })
         .collect();
-    write_mp4(&root.join("outpainting/portrait.mp4"), &portrait, &settings())?;
+    write_mp4(
+        &root.join("outpainting/portrait.mp4"),
+        &portrait,
+        &settings(),
+    )?;
 
     // Masked replacement with a reference (tasks `inpainting` + `reference`): the scene,
     // a mask over the ball's path, and a subject photographed on a coloured backdrop with
     // its mask, which the `reference` task cuts out onto white.
-    write_mp4(&root.join("swap-with-reference/source.mp4"), &scenes, &settings())?;
+    write_mp4(
+        &root.join("swap-with-reference/source.mp4"),
+        &scenes,
+        &settings(),
+    )?;
     write_png(
         &root.join("swap-with-reference/mask.png"),
-        &frame(|_, y| if (38..68).contains(&y) { [255; 3] } else { [0; 3] }),
+        &frame(|_, y| {
+            if (38..68).contains(&y) {
+                [255; 3]
+            } else {
+                [0; 3]
+            }
+        }),
     )?;
     let star = |x: usize, y: usize| {
         let (dx, dy) = (x as f32 - 64.0, y as f32 - 40.0);
@@ -133,7 +147,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     write_png(
         &root.join("swap-with-reference/subject.png"),
-        &frame(|x, y| if star(x, y) { [240, 200, 20] } else { [70, 90, 160] }),
+        &frame(|x, y| {
+            if star(x, y) {
+                [240, 200, 20]
+            } else {
+                [70, 90, 160]
+            }
+        }),
     )?;
     write_png(
         &root.join("swap-with-reference/subject-mask.png"),
