@@ -64,6 +64,26 @@ fn job_folder(root: &Path, name: &str, manifest: &str) -> PathBuf {
     dir
 }
 
+/// `vaced render JOB --out OUT` with `extra` arguments; fails the test if it fails.
+fn render(job: &Path, out: &Path, extra: &[&str]) {
+    let output = Command::new(env!("CARGO_BIN_EXE_vaced"))
+        .args([
+            "render",
+            job.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}: {}",
+        job.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 fn check_result(out: &Path, name: &str) {
     let info = vaced::media::video::probe(&out.join("result.mp4")).unwrap();
     assert_eq!(
@@ -85,20 +105,7 @@ fn every_task_renders_with_vaced_render() {
     for (name, manifest) in jobs() {
         let job = job_folder(root.path(), name, &manifest);
         let out = root.path().join(format!("{name}-out"));
-        let output = Command::new(env!("CARGO_BIN_EXE_vaced"))
-            .args([
-                "render",
-                job.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        render(&job, &out, &[]);
         check_result(&out, name);
     }
 }
@@ -138,21 +145,7 @@ fn network_annotators_render_from_the_annotator_folder() {
     for (name, manifest, frames) in network_jobs() {
         let job = job_folder(root.path(), name, &manifest);
         let out = root.path().join(format!("{name}-out"));
-        let output = Command::new(env!("CARGO_BIN_EXE_vaced"))
-            .args([
-                "render",
-                job.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-            ])
-            .args(["--annotators", annotators.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        render(&job, &out, &["--annotators", annotators.to_str().unwrap()]);
         let info = vaced::media::video::probe(&out.join("result.mp4")).unwrap();
         assert_eq!(info.frames, frames, "{name}");
     }

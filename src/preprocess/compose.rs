@@ -33,10 +33,7 @@ pub fn compose(
         },
     };
     let count = first.frames.len().min(second.frames.len());
-    let mut out = PreparedVideo {
-        frames: Vec::with_capacity(count),
-        masks: Vec::with_capacity(count),
-    };
+    let mut out = PreparedVideo::with_capacity(count);
     for t in 0..count {
         let (f1, m1) = (&first.frames[t], &first.masks[t]);
         let (f2, m2) = (&second.frames[t], &second.masks[t]);
@@ -65,8 +62,7 @@ pub fn compose(
             }
             mask.values[i] = (new_mask * 255.0).round().clamp(0.0, 255.0) as u8;
         }
-        out.frames.push(frame);
-        out.masks.push(mask);
+        out.push(frame, mask);
     }
     out
 }

@@ -40,21 +40,15 @@ pub fn extend(
     };
     let generated = total.saturating_sub(head.len() + tail.len());
     let grey = Frame::filled(w, h, [EXTENSION_GREY; 3]);
-    let mut out = PreparedVideo {
-        frames: Vec::with_capacity(total),
-        masks: Vec::with_capacity(total),
-    };
+    let mut out = PreparedVideo::with_capacity(total);
     for frame in head {
-        out.frames.push(frame.clone());
-        out.masks.push(Mask::filled(w, h, 0));
+        out.push(frame.clone(), Mask::filled(w, h, 0));
     }
     for _ in 0..generated {
-        out.frames.push(grey.clone());
-        out.masks.push(Mask::filled(w, h, 255));
+        out.push(grey.clone(), Mask::filled(w, h, 255));
     }
     for frame in tail {
-        out.frames.push(frame.clone());
-        out.masks.push(Mask::filled(w, h, 0));
+        out.push(frame.clone(), Mask::filled(w, h, 0));
     }
     out
 }

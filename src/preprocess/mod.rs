@@ -19,6 +19,7 @@ mod gray;
 mod layout;
 mod mask;
 mod outpaint;
+pub mod raft;
 mod reference;
 mod region;
 mod run;
@@ -47,6 +48,20 @@ pub struct PreparedVideo {
 }
 
 impl PreparedVideo {
+    /// An empty video with room for `frames` frames.
+    pub fn with_capacity(frames: usize) -> Self {
+        Self {
+            frames: Vec::with_capacity(frames),
+            masks: Vec::with_capacity(frames),
+        }
+    }
+
+    /// Appends a frame and its mask.
+    pub fn push(&mut self, frame: Frame, mask: Mask) {
+        self.frames.push(frame);
+        self.masks.push(mask);
+    }
+
     /// Frames with the all-white mask of a control video (everything is "reactive").
     pub fn control(frames: Vec<Frame>) -> Self {
         let masks = frames

@@ -55,18 +55,14 @@ pub fn canvas(o: &OutpaintingOptions, width: usize, height: usize) -> (usize, us
 /// rectangle runs to the canvas edge); here only the original picture is kept, so the strip
 /// is generated rather than kept grey.
 pub fn outpaint(frames: &[Frame], o: &OutpaintingOptions) -> PreparedVideo {
-    let mut out = PreparedVideo {
-        frames: Vec::with_capacity(frames.len()),
-        masks: Vec::with_capacity(frames.len()),
-    };
+    let mut out = PreparedVideo::with_capacity(frames.len());
     for frame in frames {
         let (canvas_w, canvas_h, left, up) = canvas(o, frame.width, frame.height);
         let mut image = Frame::filled(canvas_w, canvas_h, [REPAINT_GREY; 3]);
         paste(&mut image, frame, left, up);
         let mut mask = Mask::filled(canvas_w, canvas_h, 255);
         mask.fill_rect((left, up, left + frame.width, up + frame.height), 0);
-        out.frames.push(image);
-        out.masks.push(mask);
+        out.push(image, mask);
     }
     out
 }
@@ -76,10 +72,7 @@ pub fn outpaint(frames: &[Frame], o: &OutpaintingOptions) -> PreparedVideo {
 /// The reference's mask rectangle uses PIL's inclusive corners and so also keeps one grey
 /// column and row; here exactly the remaining picture is kept.
 pub fn outpaint_inner(frames: &[Frame], o: &OutpaintingOptions) -> PreparedVideo {
-    let mut out = PreparedVideo {
-        frames: Vec::with_capacity(frames.len()),
-        masks: Vec::with_capacity(frames.len()),
-    };
+    let mut out = PreparedVideo::with_capacity(frames.len());
     for frame in frames {
         let (w, h) = (frame.width, frame.height);
         let [left, right, up, down] = borders(o, w, h);
@@ -88,8 +81,7 @@ pub fn outpaint_inner(frames: &[Frame], o: &OutpaintingOptions) -> PreparedVideo
         paste(&mut image, &crop(frame, rect), left, up);
         let mut mask = Mask::filled(w, h, 255);
         mask.fill_rect(rect, 0);
-        out.frames.push(image);
-        out.masks.push(mask);
+        out.push(image, mask);
     }
     out
 }

@@ -50,10 +50,7 @@ pub fn box_at(keys: &[BoxKeyframe], t: usize) -> PixelBox {
 /// Repaints `region` of each frame.
 pub fn inpaint(frames: &[Frame], region: &Region) -> PreparedVideo {
     let grey = [REPAINT_GREY; 3];
-    let mut out = PreparedVideo {
-        frames: Vec::with_capacity(frames.len()),
-        masks: Vec::with_capacity(frames.len()),
-    };
+    let mut out = PreparedVideo::with_capacity(frames.len());
     for (t, frame) in frames.iter().enumerate() {
         let (w, h) = (frame.width, frame.height);
         let mut image = frame.clone();
@@ -79,8 +76,7 @@ pub fn inpaint(frames: &[Frame], region: &Region) -> PreparedVideo {
                 mask.fill_rect(rect, 255);
             }
         }
-        out.frames.push(image);
-        out.masks.push(mask);
+        out.push(image, mask);
     }
     out
 }

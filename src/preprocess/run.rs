@@ -122,42 +122,26 @@ fn video_task(
                 .collect(),
         ),
         Task::Depth {} => {
-            let path = weights(ctx, Weights::DepthAnythingV2, name)?;
-            let model = DepthAnythingV2::load(&path, ctx.device).map_err(|e| Error::Weights {
-                task: name,
-                path,
-                source: Box::new(e),
-            })?;
             let frames = source_frames(ctx, clips, source)?;
-            PreparedVideo::control(
-                frames
-                    .iter()
-                    .map(|f| model.depth_frame(f))
-                    .collect::<candle_core::Result<_>>()
-                    .map_err(|e| Error::Annotator {
-                        task: name,
-                        source: Box::new(e),
-                    })?,
-            )
+            network_control(
+                name,
+                Weights::DepthAnythingV2,
+                ctx,
+                frames,
+                DepthAnythingV2::load,
+                |m, frames| frames.iter().map(|f| m.depth_frame(f)).collect(),
+            )?
         }
         Task::Scribble {} => {
-            let path = weights(ctx, Weights::Scribble, name)?;
-            let model = ScribbleNet::load(&path, ctx.device).map_err(|source| Error::Weights {
-                task: name,
-                path,
-                source: Box::new(source),
-            })?;
             let frames = source_frames(ctx, clips, source)?;
-            PreparedVideo::control(
-                frames
-                    .iter()
-                    .map(|f| model.line_frame(f))
-                    .collect::<candle_core::Result<_>>()
-                    .map_err(|e| Error::Annotator {
-                        task: name,
-                        source: Box::new(e),
-                    })?,
-            )
+            network_control(
+                name,
+                Weights::Scribble,
+                ctx,
+                frames,
+                ScribbleNet::load,
+                |m, frames| frames.iter().map(|f| m.line_frame(f)).collect(),
+            )?
         }
         Task::Pose {} | Task::PoseBody {} | Task::Flow {} | Task::Reference(_) => {
             return Err(Error::Task {
@@ -268,14 +252,30 @@ fn load_still(path: &JobPath, ctx: &Context, task: &'static str) -> Result<Frame
     Ok(media::still::load_still(&resolved)?)
 }
 
-fn weights(
-    ctx: &Context,
-    weights: Weights,
+/// A control video from a network annotator: its weights loaded from the annotator folder,
+/// then `annotate` run over the source frames.
+fn network_control<M>(
     task: &'static str,
-) -> Result<std::path::PathBuf, Error> {
-    ctx.annotators
+    weights: Weights,
+    ctx: &Context,
+    frames: &[Frame],
+    load: impl FnOnce(&Path, &Device) -> candle_core::Result<M>,
+    annotate: impl FnOnce(&M, &[Frame]) -> candle_core::Result<Vec<Frame>>,
+) -> Result<PreparedVideo, Error> {
+    let path = ctx
+        .annotators
         .locate(weights, task)
-        .map_err(|message| Error::Task { task, message })
+        .map_err(|message| Error::Task { task, message })?;
+    let model = load(&path, ctx.device).map_err(|e| Error::Weights {
+        task,
+        path,
+        source: Box::new(e),
+    })?;
+    let controls = annotate(&model, frames).map_err(|e| Error::Annotator {
+        task,
+        source: Box::new(e),
+    })?;
+    Ok(PreparedVideo::control(controls))
 }
 
 /// Frames and masks scaled to cover `width`×`height` and centre-cropped, as the loader does.
