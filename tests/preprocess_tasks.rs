@@ -478,7 +478,7 @@ fn reference_images_are_cropped_to_the_subject_on_white() {
 fn problems_are_refused_before_any_work() {
     let scene = Scene::new();
     let annotators = TempDir::new().unwrap();
-    let cases: [(&str, Vec<&str>, &str); 6] = [
+    let cases: [(&str, Vec<&str>, &str); 7] = [
         ("unknown", vec!["--task", "grey"], "did you mean `gray`?"),
         (
             "contradiction",
@@ -509,6 +509,11 @@ fn problems_are_refused_before_any_work() {
             "unported",
             vec!["--task", "pose"],
             "not available in this build",
+        ),
+        (
+            "small-flow",
+            vec!["--task", "flow"],
+            "at least 121 px on each side",
         ),
     ];
     let mask = scene.path("mask.png");

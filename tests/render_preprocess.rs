@@ -52,6 +52,20 @@ fn job_folder(root: &Path, name: &str, manifest: &str) -> PathBuf {
         preset: "ultrafast".into(),
     };
     write_mp4(&dir.join("clip.mp4"), &test_clip::clip()[..12], &settings).unwrap();
+    // A 128x128 clip with a square moving right, for `flow`.
+    let big: Vec<Frame> = (0..6)
+        .map(|t| {
+            let mut frame = Frame::filled(128, 128, [40, 90, 160]);
+            for y in 40..80 {
+                for x in 20 + 6 * t..60 + 6 * t {
+                    frame.rgb[(y * 128 + x) * 3..(y * 128 + x) * 3 + 3]
+                        .copy_from_slice(&[230, 200, 40]);
+                }
+            }
+            frame
+        })
+        .collect();
+    write_mp4(&dir.join("big.mp4"), &big, &settings).unwrap();
     write_png(
         &dir.join("image.png"),
         &Frame::filled(40, 30, [200, 30, 60]),
@@ -119,6 +133,7 @@ fn install_annotators(annotators: &Path) {
             "scribble_keys.txt",
             "scribble/anime_style/netG_A_latest.pth",
         ),
+        ("flow_raft_keys.txt", "flow/raft-things.pth"),
     ] {
         let path = annotators.join(file);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -134,6 +149,12 @@ fn network_jobs() -> Vec<(&'static str, String, usize)> {
     vec![
         ("depth", depth, 1),
         ("scribble", manifest(video, r#"{"task": "scribble"}"#), 5),
+        // RAFT needs sides of at least 121 px.
+        (
+            "flow",
+            manifest(r#""video": "big.mp4""#, r#"{"task": "flow"}"#),
+            5,
+        ),
     ]
 }
 

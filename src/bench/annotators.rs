@@ -1,6 +1,6 @@
 //! The network annotators timed per frame at the bench's frame size, with random weights:
-//! Depth-Anything-V2 ViT-L (the size VACE-Annotators ships) and the scribble network, in f32
-//! as the reference runs them.
+//! Depth-Anything-V2 ViT-L (the size VACE-Annotators ships), the scribble network and RAFT,
+//! in f32 as the reference runs them.
 
 use candle_core::{DType, Device};
 use serde::Serialize;
@@ -9,6 +9,7 @@ use super::{Timing, time};
 use crate::engine::random_weights::RandomWeights;
 use crate::media::Frame;
 use crate::preprocess::depth_anything::{DepthAnythingConfig, DepthAnythingV2};
+use crate::preprocess::raft::Raft;
 use crate::preprocess::scribble_net::ScribbleNet;
 
 /// Seconds per frame of each annotator.
@@ -18,6 +19,8 @@ pub struct AnnotatorTiming {
     pub depth_frame: Timing,
     /// The scribble line-art network.
     pub scribble_frame: Timing,
+    /// RAFT (20 iterations) on one pair of frames, with the colour-wheel picture.
+    pub flow_pair: Timing,
 }
 
 /// A frame with some structure (gradients), so no branch sees a constant image.
@@ -50,8 +53,13 @@ pub fn run(
     drop(depth);
     let scribble = ScribbleNet::new(RandomWeights::on_device(12).var_builder(DType::F32, device))?;
     let scribble_frame = time(device, repeat, || scribble.line_frame(&frame).map(|_| ()))?;
+    drop(scribble);
+    let raft = Raft::new(RandomWeights::on_device(13).var_builder(DType::F32, device))?;
+    let pair = [frame.clone(), frame];
+    let flow_pair = time(device, repeat, || raft.flow_frames(&pair).map(|_| ()))?;
     Ok(AnnotatorTiming {
         depth_frame,
         scribble_frame,
+        flow_pair,
     })
 }

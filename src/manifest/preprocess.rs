@@ -30,7 +30,9 @@ pub enum Task {
     Pose {},
     /// Control video: body pose only (DWPose). Not available in this build.
     PoseBody {},
-    /// Control video: optical flow (RAFT). Not available in this build.
+    /// Control video: optical flow between consecutive frames from RAFT, drawn on the colour
+    /// wheel (weights `flow/raft-things.pth` in the annotator folder). Frames need sides of
+    /// at least 121 px.
     Flow {},
     /// Repaint a region of the source video: filled with grey 128, mask white there.
     Inpainting(InpaintingOptions),

@@ -10,6 +10,8 @@ pub enum Weights {
     DepthAnythingV2,
     /// The informative-drawings line-art generator, for `scribble`.
     Scribble,
+    /// RAFT (things), for `flow`.
+    Raft,
 }
 
 impl Weights {
@@ -18,6 +20,7 @@ impl Weights {
         match self {
             Self::DepthAnythingV2 => "depth/depth_anything_v2_vitl.pth",
             Self::Scribble => "scribble/anime_style/netG_A_latest.pth",
+            Self::Raft => "flow/raft-things.pth",
         }
     }
 
@@ -26,6 +29,7 @@ impl Weights {
         match self {
             Self::DepthAnythingV2 => "the Depth-Anything-V2 ViT-L weights",
             Self::Scribble => "the scribble (anime-style line art) network weights",
+            Self::Raft => "the RAFT optical-flow weights",
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use super::TaskClass;
 use super::annotators::{AnnotatorDir, Weights};
+use super::raft::MIN_SIDE_PX;
 use crate::manifest::preprocess::{
     ExtensionMode, ExtensionOptions, InpaintingOptions, OutpaintingOptions, PixelBox,
     ReferenceMode, ReferenceOptions,
@@ -166,19 +167,17 @@ impl Checker<'_> {
                     self.problem("detail", "must be between 0 and 1");
                 }
             }
-            Task::Pose {} | Task::PoseBody {} | Task::Flow {} => self.problem(
+            Task::Flow {} => {
+                self.weights(Weights::Raft, facts.annotators);
+                self.flow(facts);
+            }
+            Task::Pose {} | Task::PoseBody {} => self.problem(
                 "task",
                 format!(
-                    "the `{}` annotator ({}) is not available in this build of vaced; make \
+                    "the `{}` annotator (DWPose) is not available in this build of vaced; make \
                      the control video with the reference's toolkit (`vace_preproccess.py \
                      --task {}`) and give it as `inputs.video` without preprocessing",
-                    self.task,
-                    if matches!(task, Task::Flow {}) {
-                        "RAFT optical flow"
-                    } else {
-                        "DWPose"
-                    },
-                    self.task
+                    self.task, self.task
                 ),
             ),
             Task::Inpainting(o) => self.inpainting(o, facts),
@@ -186,6 +185,28 @@ impl Checker<'_> {
             Task::OutpaintingInner(o) => self.outpainting(o, true),
             Task::Extension(o) => self.extension(o, facts),
             Task::Reference(o) => self.reference(o, facts),
+        }
+    }
+
+    /// RAFT needs two frames and sides it can build its correlation pyramid on.
+    fn flow(&mut self, facts: &InputFacts) {
+        if facts.frames < 2 {
+            self.problem(
+                "",
+                "`flow` needs at least two frames (it draws the motion between them)",
+            );
+        }
+        if let Some(video) = facts.video
+            && video.width_px.min(video.height_px) < MIN_SIDE_PX
+        {
+            self.problem(
+                "",
+                format!(
+                    "`flow` needs source frames at least {MIN_SIDE_PX} px on each side (RAFT's \
+                     coarsest correlation level); the source is {}x{}",
+                    video.width_px, video.height_px
+                ),
+            );
         }
     }
 
@@ -365,7 +386,8 @@ impl Checker<'_> {
             1
         };
         let kept_each = extension_kept(o, facts.frames, &clips);
-        if kept_each == 0 && clip {
+        // An unreadable clip is reported where it is named; zero kept frames from it is not news.
+        if kept_each == 0 && clip && clips.iter().all(Option::is_some) {
             self.problem("keep_frames", "keep at least one frame");
         }
         if let Some(keep) = o.keep_frames {

@@ -8,6 +8,7 @@ use candle_core::Device;
 use super::check::{class, extension_kept};
 use super::depth_anything::DepthAnythingV2;
 use super::extend::{Placement, extend};
+use super::raft::Raft;
 use super::region::{Region, inpaint};
 use super::scribble_net::ScribbleNet;
 use super::{
@@ -143,7 +144,13 @@ fn video_task(
                 |m, frames| frames.iter().map(|f| m.line_frame(f)).collect(),
             )?
         }
-        Task::Pose {} | Task::PoseBody {} | Task::Flow {} | Task::Reference(_) => {
+        Task::Flow {} => {
+            let frames = source_frames(ctx, clips, source)?;
+            network_control(name, Weights::Raft, ctx, frames, Raft::load, |m, frames| {
+                m.flow_frames(frames)
+            })?
+        }
+        Task::Pose {} | Task::PoseBody {} | Task::Reference(_) => {
             return Err(Error::Task {
                 task: name,
                 message: "not available in this build".to_owned(),

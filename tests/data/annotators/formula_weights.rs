@@ -36,7 +36,10 @@ fn unit(name: &str, n: usize) -> impl Iterator<Item = f64> {
 pub fn formula(name: &str, shape: &[usize]) -> Vec<f32> {
     let n: usize = shape.iter().product();
     let leaf = name.rsplit('.').next().unwrap_or(name);
-    let (offset, scale) = if name == FINAL_DEPTH_BIAS {
+    let (offset, scale) = if leaf == "running_var" {
+        // BatchNorm variances (RAFT's context encoder) must be positive.
+        (1.0, 0.5)
+    } else if name == FINAL_DEPTH_BIAS {
         (3.0, 0.02)
     } else if leaf == "gamma" {
         (0.1, 0.05)
