@@ -361,8 +361,7 @@ pub fn plan(
     let tasks = &manifest.preprocess;
     let sampling = inputs.frame_sampling;
     let probe = |name: &JobPath| -> Result<MediaFacts, String> {
-        let path = name.resolve(job_dir).map_err(|e| e.to_string())?;
-        probe(&path, manifest.fps).map(|kind| kind.facts(sampling))
+        probe_source(job_dir, manifest.fps, name).map(|source| source.kind.facts(sampling))
     };
     let size = manifest.size.unwrap_or_else(|| {
         let landscape = model.default_size();
