@@ -24,6 +24,7 @@ mod reference;
 mod region;
 mod run;
 pub mod scribble_net;
+#[cfg(feature = "ffmpeg")]
 pub mod write;
 
 pub use annotators::{AnnotatorDir, Weights};

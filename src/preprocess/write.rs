@@ -29,7 +29,6 @@ pub fn names(label: &str) -> (String, String, impl Fn(usize) -> String) {
 /// and control frames come back as written, up to the colour conversion. An all-white mask
 /// (a control video's) is not written, as the reference writes none: without a mask file
 /// the whole video is the control input.
-#[cfg(feature = "ffmpeg")]
 pub fn write(
     prepared: &Prepared,
     label: &str,
