@@ -2,6 +2,7 @@
 //! `infer_image` and the uint8 control frame of `DepthV2Annotator.forward`, for two aspect
 //! ratios; and `load`'s errors. tests/data/annotators/README.md says how the goldens were made.
 
+mod common;
 #[path = "data/annotators/formula_weights.rs"]
 mod formula_weights;
 
@@ -93,7 +94,7 @@ fn assert_off_by_one_at_most(case: &str, got: &[u8], expected: &[u8]) {
 #[test]
 fn depth_anything_vits_matches_reference() {
     let tensors = weights(KEYS);
-    let vb = VarBuilder::from_tensors(tensors.clone(), DType::F32, &formula_weights::test_device());
+    let vb = VarBuilder::from_tensors(tensors.clone(), DType::F32, &common::test_device());
     let model = DepthAnythingV2::new(DepthAnythingConfig::vits(), vb).unwrap();
     check_case(&model, "96x64");
 
@@ -102,7 +103,7 @@ fn depth_anything_vits_matches_reference() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("depth_anything_v2_vits.safetensors");
     candle_core::safetensors::save(&tensors, &path).unwrap();
-    let loaded = DepthAnythingV2::load(&path, &formula_weights::test_device()).unwrap();
+    let loaded = DepthAnythingV2::load(&path, &common::test_device()).unwrap();
     assert_eq!(loaded.config(), &DepthAnythingConfig::vits());
     check_case(&loaded, "64x80");
 }

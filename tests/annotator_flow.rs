@@ -4,6 +4,7 @@
 //! `load` on safetensors and on a real torch pickle with `module.`-prefixed keys, and its
 //! errors. tests/data/annotators/README.md says how the goldens were made.
 
+mod common;
 #[path = "data/annotators/formula_weights.rs"]
 mod formula_weights;
 
@@ -110,7 +111,7 @@ fn check_picture(what: &str, got: &Frame, expected: &Frame) {
 #[test]
 fn raft_matches_reference() {
     let tensors = weights(KEYS);
-    let vb = VarBuilder::from_tensors(tensors.clone(), DType::F32, &formula_weights::test_device());
+    let vb = VarBuilder::from_tensors(tensors.clone(), DType::F32, &common::test_device());
     let model = Raft::new(vb).unwrap();
     let frames = frames();
     let (w, h) = padded_size(FRAME_SIZE.0, FRAME_SIZE.1);
@@ -133,7 +134,7 @@ fn raft_matches_reference() {
         .map(|(name, tensor)| (format!("module.{name}"), tensor))
         .collect();
     candle_core::safetensors::save(&prefixed, &path).unwrap();
-    let loaded = Raft::load(&path, &formula_weights::test_device()).unwrap();
+    let loaded = Raft::load(&path, &common::test_device()).unwrap();
     let pictures = loaded.flow_frames(&frames[..2]).unwrap();
     assert_eq!(pictures.len(), 2, "N frames give N pictures");
     for (i, picture) in pictures.iter().enumerate() {

@@ -3,6 +3,7 @@
 //! not; and `load` on a real torch pickle with the reference's key names.
 //! tests/data/annotators/README.md says how the goldens were made.
 
+mod common;
 #[path = "data/annotators/formula_weights.rs"]
 mod formula_weights;
 
@@ -54,7 +55,7 @@ fn check_case(net: &ScribbleNet, case: &str) {
 
 #[test]
 fn scribble_net_matches_reference() {
-    let vb = VarBuilder::from_tensors(weights(KEYS), DType::F32, &formula_weights::test_device());
+    let vb = VarBuilder::from_tensors(weights(KEYS), DType::F32, &common::test_device());
     let net = ScribbleNet::new(vb).unwrap();
     check_case(&net, "64x80");
     // 45x30 comes back 48x32, as the reference's network returns it.
@@ -66,7 +67,7 @@ fn scribble_net_loads_safetensors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("netG_A_latest.safetensors");
     candle_core::safetensors::save(&weights(KEYS), &path).unwrap();
-    let net = ScribbleNet::load(&path, &formula_weights::test_device()).unwrap();
+    let net = ScribbleNet::load(&path, &common::test_device()).unwrap();
     check_case(&net, "64x80");
 }
 

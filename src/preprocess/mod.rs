@@ -16,6 +16,7 @@ mod edges;
 mod error;
 mod extend;
 mod gray;
+mod instance_norm;
 mod layout;
 mod mask;
 mod outpaint;

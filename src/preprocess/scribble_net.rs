@@ -8,10 +8,11 @@
 
 use std::path::Path;
 
-use candle_core::{D, Device, Module, Result, Tensor};
+use candle_core::{Device, Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, VarBuilder};
 
 use super::depth_anything::checkpoint::Checkpoint;
+use super::instance_norm::instance_norm;
 use crate::media::Frame;
 
 /// Name used in load errors.
@@ -19,27 +20,12 @@ const MODEL_NAME: &str = "scribble line-art network";
 /// Where the weights VACE uses come from (`vace/configs/video_preproccess.py`).
 const DOWNLOAD_HINT: &str =
     "download scribble/anime_style/netG_A_latest.pth of ali-vilab/VACE-Annotators";
-/// `nn.InstanceNorm2d`'s default eps.
-const INSTANCE_NORM_EPS: f64 = 1e-5;
 /// `N_RESIDUAL_BLOCKS` of `ScribbleAnnotator` (the class default of 9 is not used).
 const N_RESIDUAL_BLOCKS: usize = 3;
 /// Width after the stem; doubled by each downsampling.
 const STEM_FEATURES: usize = 64;
 /// Padding and kernel of the stem and output convs.
 const OUTER_KERNEL: usize = 7;
-
-/// `nn.InstanceNorm2d(affine=False)`: per-sample, per-channel normalisation over `(h, w)`
-/// with the biased variance.
-fn instance_norm(x: &Tensor) -> Result<Tensor> {
-    let (b, c, h, w) = x.dims4()?;
-    let flat = x.reshape((b, c, h * w))?;
-    let mean = flat.mean_keepdim(D::Minus1)?;
-    let centred = flat.broadcast_sub(&mean)?;
-    let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-    centred
-        .broadcast_div(&(var + INSTANCE_NORM_EPS)?.sqrt()?)?
-        .reshape((b, c, h, w))
-}
 
 /// `nn.ReflectionPad2d(pad)`: mirrors without repeating the edge pixel.
 fn reflection_pad(x: &Tensor, pad: usize) -> Result<Tensor> {

@@ -3,10 +3,11 @@
 //! stride-2 stem, three stages of two residual blocks (64, 96, 128 wide; the last two
 //! halve the size), and a 1×1 output conv. Maps come out at 1/8 of the input size.
 
-use candle_core::{D, DType, Module, Result, Tensor};
+use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::conv::Conv;
+use crate::preprocess::instance_norm::instance_norm;
 
 /// `eps` of `nn.InstanceNorm2d` and `nn.BatchNorm2d`.
 const NORM_EPS: f64 = 1e-5;
@@ -63,22 +64,6 @@ impl Norm {
             Self::Batch { alpha, beta } => x.broadcast_mul(alpha)?.broadcast_add(beta),
         }
     }
-}
-
-/// `nn.InstanceNorm2d(affine=False)`: per sample and channel, `(x - mean) / sqrt(var + eps)`
-/// with the biased variance. PyTorch gathers the statistics in f64 and applies them in f32
-/// as `x * invstd - mean * invstd`; so does this.
-fn instance_norm(x: &Tensor) -> Result<Tensor> {
-    let (b, c, h, w) = x.dims4()?;
-    let flat = x.reshape((b, c, h * w))?;
-    let wide = flat.to_dtype(DType::F64)?;
-    let mean = wide.mean_keepdim(D::Minus1)?;
-    let var = wide.broadcast_sub(&mean)?.sqr()?.mean_keepdim(D::Minus1)?;
-    let invstd = (var + NORM_EPS)?.sqrt()?.recip()?.to_dtype(DType::F32)?;
-    let shift = (mean.to_dtype(DType::F32)? * &invstd)?.neg()?;
-    flat.broadcast_mul(&invstd)?
-        .broadcast_add(&shift)?
-        .reshape((b, c, h, w))
 }
 
 /// `ResidualBlock`: `relu(x' + relu(n2(conv2(relu(n1(conv1(x)))))))`, where `x'` is `x`, or

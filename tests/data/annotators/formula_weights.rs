@@ -6,21 +6,6 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 
-/// Where the models under test run: `$VACED_TEST_DEVICE` (`cpu`, `cuda:N`), default cpu.
-#[allow(dead_code)]
-pub fn test_device() -> Device {
-    match std::env::var("VACED_TEST_DEVICE").ok().as_deref() {
-        None | Some("") | Some("cpu") => Device::Cpu,
-        Some(spec) => {
-            let ordinal = spec
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
-                .expect("VACED_TEST_DEVICE: cpu or cuda:N");
-            Device::new_cuda(ordinal).expect("opening the device of VACED_TEST_DEVICE")
-        }
-    }
-}
-
 /// The annotator fixture folder.
 pub fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/annotators")
