@@ -11,7 +11,9 @@
 pub mod annotators;
 mod check;
 mod compose;
+pub mod cv;
 pub mod depth_anything;
+pub mod dwpose;
 mod edges;
 mod error;
 mod extend;
@@ -19,6 +21,7 @@ mod gray;
 mod instance_norm;
 mod layout;
 mod mask;
+pub mod onnx;
 mod outpaint;
 pub mod raft;
 mod reference;
