@@ -478,7 +478,7 @@ fn reference_images_are_cropped_to_the_subject_on_white() {
 fn problems_are_refused_before_any_work() {
     let scene = Scene::new();
     let annotators = TempDir::new().unwrap();
-    let cases: [(&str, Vec<&str>, &str); 7] = [
+    let cases: [(&str, Vec<&str>, &str); 8] = [
         ("unknown", vec!["--task", "grey"], "did you mean `gray`?"),
         (
             "contradiction",
@@ -506,9 +506,19 @@ fn problems_are_refused_before_any_work() {
             "depth/depth_anything_v2_vitl.pth does not exist",
         ),
         (
+            "pose-weights",
+            vec![
+                "--task",
+                "pose",
+                "--annotators",
+                annotators.path().to_str().unwrap(),
+            ],
+            "pose/yolox_l.onnx does not exist",
+        ),
+        (
             "unported",
-            vec!["--task", "pose"],
-            "not available in this build",
+            vec!["--task", "reference", "--mode", "salient", "--image", "MASK"],
+            "needs U²-Net, which is not available in this build",
         ),
         (
             "small-flow",

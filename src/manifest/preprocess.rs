@@ -26,9 +26,10 @@ pub enum Task {
     /// Control video: dark lines on white from classical edge detection, no network and no
     /// weights. An approximation of `scribble`'s style, not the reference's annotator.
     ScribbleEdges(EdgeOptions),
-    /// Control video: body and face pose (DWPose). Not available in this build.
+    /// Control video: body and face skeletons on black, from DWPose (weights
+    /// `pose/yolox_l.onnx` and `pose/dw-ll_ucoco_384.onnx` in the annotator folder).
     Pose {},
-    /// Control video: body pose only (DWPose). Not available in this build.
+    /// Control video: body skeletons only, from DWPose (the same weights as `pose`).
     PoseBody {},
     /// Control video: optical flow between consecutive frames from RAFT, drawn on the colour
     /// wheel (weights `flow/raft-things.pth` in the annotator folder). Frames need sides of

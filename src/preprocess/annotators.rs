@@ -12,6 +12,10 @@ pub enum Weights {
     Scribble,
     /// RAFT (things), for `flow`.
     Raft,
+    /// DWPose's YOLOX-L person detector, for `pose` and `pose_body`.
+    PoseDetector,
+    /// DWPose's RTMPose whole-body estimator, for `pose` and `pose_body`.
+    PoseEstimator,
 }
 
 impl Weights {
@@ -21,6 +25,8 @@ impl Weights {
             Self::DepthAnythingV2 => "depth/depth_anything_v2_vitl.pth",
             Self::Scribble => "scribble/anime_style/netG_A_latest.pth",
             Self::Raft => "flow/raft-things.pth",
+            Self::PoseDetector => "pose/yolox_l.onnx",
+            Self::PoseEstimator => "pose/dw-ll_ucoco_384.onnx",
         }
     }
 
@@ -30,6 +36,8 @@ impl Weights {
             Self::DepthAnythingV2 => "the Depth-Anything-V2 ViT-L weights",
             Self::Scribble => "the scribble (anime-style line art) network weights",
             Self::Raft => "the RAFT optical-flow weights",
+            Self::PoseDetector => "the DWPose person detector (YOLOX-L, ONNX)",
+            Self::PoseEstimator => "the DWPose whole-body pose network (RTMPose, ONNX)",
         }
     }
 }

@@ -171,15 +171,10 @@ impl Checker<'_> {
                 self.weights(Weights::Raft, facts.annotators);
                 self.flow(facts);
             }
-            Task::Pose {} | Task::PoseBody {} => self.problem(
-                "task",
-                format!(
-                    "the `{}` annotator (DWPose) is not available in this build of vaced; make \
-                     the control video with the reference's toolkit (`vace_preproccess.py \
-                     --task {}`) and give it as `inputs.video` without preprocessing",
-                    self.task, self.task
-                ),
-            ),
+            Task::Pose {} | Task::PoseBody {} => {
+                self.weights(Weights::PoseDetector, facts.annotators);
+                self.weights(Weights::PoseEstimator, facts.annotators);
+            }
             Task::Inpainting(o) => self.inpainting(o, facts),
             Task::Outpainting(o) => self.outpainting(o, false),
             Task::OutpaintingInner(o) => self.outpainting(o, true),

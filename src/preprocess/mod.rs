@@ -23,6 +23,7 @@ mod layout;
 mod mask;
 pub mod onnx;
 mod outpaint;
+pub mod pose_networks;
 pub mod raft;
 mod reference;
 mod region;

@@ -7,7 +7,9 @@ use candle_core::Device;
 
 use super::check::{class, extension_kept};
 use super::depth_anything::DepthAnythingV2;
+use super::dwpose::{self, Parts};
 use super::extend::{Placement, extend};
+use super::pose_networks::OnnxPoseNetworks;
 use super::raft::Raft;
 use super::region::{Region, inpaint};
 use super::scribble_net::ScribbleNet;
@@ -150,10 +152,17 @@ fn video_task(
                 m.flow_frames(frames)
             })?
         }
-        Task::Pose {} | Task::PoseBody {} | Task::Reference(_) => {
+        Task::Pose {} | Task::PoseBody {} => {
+            let parts = match task {
+                Task::Pose {} => Parts::BodyFace,
+                _ => Parts::Body,
+            };
+            pose_control(name, parts, ctx, source_frames(ctx, clips, source)?)?
+        }
+        Task::Reference(_) => {
             return Err(Error::Task {
                 task: name,
-                message: "not available in this build".to_owned(),
+                message: "a reference task makes images, not a video".to_owned(),
             });
         }
         Task::Inpainting(o) => {
@@ -269,20 +278,62 @@ fn network_control<M>(
     load: impl FnOnce(&Path, &Device) -> candle_core::Result<M>,
     annotate: impl FnOnce(&M, &[Frame]) -> candle_core::Result<Vec<Frame>>,
 ) -> Result<PreparedVideo, Error> {
-    let path = ctx
-        .annotators
-        .locate(weights, task)
-        .map_err(|message| Error::Task { task, message })?;
-    let model = load(&path, ctx.device).map_err(|e| Error::Weights {
-        task,
-        path,
-        source: Box::new(e),
-    })?;
+    let model = load_weights(task, weights, ctx, load)?;
     let controls = annotate(&model, frames).map_err(|e| Error::Annotator {
         task,
         source: Box::new(e),
     })?;
     Ok(PreparedVideo::control(controls))
+}
+
+/// The pose control video: DWPose's detector and estimator from the annotator folder.
+fn pose_control(
+    task: &'static str,
+    parts: Parts,
+    ctx: &Context,
+    frames: &[Frame],
+) -> Result<PreparedVideo, Error> {
+    let nets = OnnxPoseNetworks::new(
+        load_weights(
+            task,
+            Weights::PoseDetector,
+            ctx,
+            OnnxPoseNetworks::load_detector,
+        )?,
+        load_weights(
+            task,
+            Weights::PoseEstimator,
+            ctx,
+            OnnxPoseNetworks::load_estimator,
+        )?,
+    );
+    let controls = frames
+        .iter()
+        .map(|f| dwpose::pose_frame(&nets, f, parts, ctx.device))
+        .collect::<candle_core::Result<Vec<_>>>()
+        .map_err(|e| Error::Annotator {
+            task,
+            source: Box::new(e),
+        })?;
+    Ok(PreparedVideo::control(controls))
+}
+
+/// An annotator network loaded from its weights in the annotator folder.
+fn load_weights<M>(
+    task: &'static str,
+    weights: Weights,
+    ctx: &Context,
+    load: impl FnOnce(&Path, &Device) -> candle_core::Result<M>,
+) -> Result<M, Error> {
+    let path = ctx
+        .annotators
+        .locate(weights, task)
+        .map_err(|message| Error::Task { task, message })?;
+    load(&path, ctx.device).map_err(|e| Error::Weights {
+        task,
+        path,
+        source: Box::new(e),
+    })
 }
 
 /// Frames and masks scaled to cover `width`×`height` and centre-cropped, as the loader does.
