@@ -517,7 +517,14 @@ fn problems_are_refused_before_any_work() {
         ),
         (
             "unported",
-            vec!["--task", "reference", "--mode", "salient", "--image", "MASK"],
+            vec![
+                "--task",
+                "reference",
+                "--mode",
+                "salient",
+                "--image",
+                "MASK",
+            ],
             "needs U²-Net, which is not available in this build",
         ),
         (

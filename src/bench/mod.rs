@@ -40,6 +40,8 @@ pub struct BenchOptions {
     pub attention: bool,
     /// The network annotators (preprocessing), per frame at the frame size.
     pub annotators: bool,
+    /// Where `pose`'s ONNX files are, if anywhere (they cannot be made up at random).
+    pub annotator_dir: crate::preprocess::AnnotatorDir,
 }
 
 /// Times of one measurement.
@@ -174,7 +176,13 @@ pub fn run(
         job: None,
     };
     if options.annotators {
-        let timing = annotators::run(options.width_px, options.height_px, device, options.repeat)?;
+        let timing = annotators::run(
+            options.width_px,
+            options.height_px,
+            &options.annotator_dir,
+            device,
+            options.repeat,
+        )?;
         progress("annotators", &timing);
         report.annotators = Some(timing);
     }
@@ -364,6 +372,7 @@ mod tests {
             text: true,
             attention: true,
             annotators: false,
+            annotator_dir: Default::default(),
         };
         let report = run(&options, &Device::Cpu, "cpu", DType::F32).unwrap();
         assert_eq!(report.tokens, 2 * 3 * 4);

@@ -29,6 +29,11 @@ pub struct Args {
     /// all but annotators).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Annotator weights folder: `annotators` also times `pose` with the ONNX files found
+    /// there (`pose/yolox_l.onnx`, `pose/dw-ll_ucoco_384.onnx`); the other annotators use
+    /// random weights.
+    #[arg(long, env = "VACED_ANNOTATORS")]
+    annotators: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -65,6 +70,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         text: wants("text"),
         attention: wants("attention"),
         annotators: args.only.iter().any(|p| p == "annotators"),
+        annotator_dir: crate::preprocess::AnnotatorDir::new(args.annotators),
     };
     let report = bench::run(&options, &device, &args.device, dtype)?;
     println!("{}", serde_json::to_string_pretty(&report)?);

@@ -43,7 +43,14 @@ pub fn ellipse_to_poly(
     arc_end_deg: i32,
     delta_deg: i32,
 ) -> Vec<(i32, i32)> {
-    let _ = (center, axes, angle_deg, arc_start_deg, arc_end_deg, delta_deg);
+    let _ = (
+        center,
+        axes,
+        angle_deg,
+        arc_start_deg,
+        arc_end_deg,
+        delta_deg,
+    );
     todo!("cv::ellipse_to_poly")
 }
 
