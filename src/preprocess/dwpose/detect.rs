@@ -100,7 +100,7 @@ fn candidates(values: &[f32], width: usize, ratio: f32) -> Vec<Candidate> {
                 let row = &values[anchor * width..(anchor + 1) * width];
                 anchor += 1;
                 let score = row[4] * row[5];
-                if !(score > CANDIDATE_SCORE) {
+                if score.is_nan() || score <= CANDIDATE_SCORE {
                     continue;
                 }
                 // `(outputs + grids) * strides` mixes in int64 arrays: float64, stored

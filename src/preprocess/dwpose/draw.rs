@@ -145,12 +145,13 @@ fn draw_body(canvas: &mut Frame, people: &[Person], normalised: &[Vec<[f64; 2]>]
 fn draw_face(canvas: &mut Frame, people: &[Person], normalised: &[Vec<[f64; 2]>]) {
     let (w, h) = (canvas.width as f64, canvas.height as f64);
     for (person, points) in people.iter().zip(normalised) {
-        for i in FACE..FACE + FACE_POINTS {
+        let face = FACE..FACE + FACE_POINTS;
+        for (&score, &point) in person.scores[face.clone()].iter().zip(&points[face]) {
             // `candidate[subset < 0.3] = -1`.
-            let [x, y] = if person.scores[i] < THRESHOLD {
+            let [x, y] = if score < THRESHOLD {
                 [-1.0, -1.0]
             } else {
-                points[i]
+                point
             };
             let (x, y) = (trunc(x * w), trunc(y * h));
             if x as f64 > EPS && y as f64 > EPS {

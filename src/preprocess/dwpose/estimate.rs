@@ -57,7 +57,7 @@ impl CropBox {
 
     /// `keypoints / model_input_size * scale + center - scale / 2`, in `float64`, for a
     /// location in model-input pixels.
-    pub(crate) fn to_picture(&self, loc: [f32; 2], size: (usize, usize)) -> [f64; 2] {
+    pub(crate) fn in_picture(&self, loc: [f32; 2], size: (usize, usize)) -> [f64; 2] {
         let dims = [size.0 as f64, size.1 as f64];
         std::array::from_fn(|i| {
             loc[i] as f64 / dims[i] * self.scale[i] + self.center[i] - self.scale[i] / 2.0
@@ -113,7 +113,7 @@ fn arg_max(row: &[f32]) -> (usize, f32) {
 
 /// `get_simcc_maximum` and `decode` for one keypoint's rows: the location in model-input
 /// pixels (−0.5, −0.5 when the score is not positive) and the score, the smaller maximum.
-pub(crate) fn decode(x_row: &[f32], y_row: &[f32]) -> ([f32; 2], f32) {
+pub(crate) fn decode(x_row: &[f32], y_row: &[f32]) -> Decoded {
     let (ix, vx) = arg_max(x_row);
     let (iy, vy) = arg_max(y_row);
     let score = if vx > vy { vy } else { vx };
@@ -125,14 +125,16 @@ pub(crate) fn decode(x_row: &[f32], y_row: &[f32]) -> ([f32; 2], f32) {
     (loc.map(|v| v / SIMCC_SPLIT), score)
 }
 
-/// The decoded keypoints of the estimator's output for `n` crops: per crop, each keypoint's
-/// location in model-input pixels and its score.
+/// A keypoint's location in model-input pixels and its score.
+pub(crate) type Decoded = ([f32; 2], f32);
+
+/// The decoded keypoints of the estimator's output for `n` crops, per crop.
 pub(crate) fn decode_all(
     simcc_x: &Tensor,
     simcc_y: &Tensor,
     n: usize,
     keypoints: usize,
-) -> candle_core::Result<Vec<Vec<([f32; 2], f32)>>> {
+) -> candle_core::Result<Vec<Vec<Decoded>>> {
     let shape_error = || {
         candle_core::Error::Msg(format!(
             "dwpose: pose output simcc_x {:?}, simcc_y {:?} is not ({n}, {keypoints}, W)",
@@ -196,9 +198,9 @@ mod tests {
         let tall = CropBox::new([0.0, 0.0, 10.0, 100.0], (288, 384));
         assert_eq!(tall.scale, [125.0 * 0.75, 125.0]);
         // A model-input location maps back through the box.
-        assert_eq!(tall.to_picture([144.0, 192.0], (288, 384)), [5.0, 50.0]);
+        assert_eq!(tall.in_picture([144.0, 192.0], (288, 384)), [5.0, 50.0]);
         assert_eq!(
-            tall.to_picture([0.0, 0.0], (288, 384)),
+            tall.in_picture([0.0, 0.0], (288, 384)),
             [5.0 - 46.875, -12.5]
         );
     }

@@ -97,7 +97,7 @@ pub fn estimate_poses(
         .map(|(points, crop)| {
             let (xy, scores): (Vec<_>, Vec<_>) = points
                 .iter()
-                .map(|&(loc, score)| (crop.to_picture(loc, size), score))
+                .map(|&(loc, score)| (crop.in_picture(loc, size), score))
                 .unzip();
             Person::from_wholebody(&xy, &scores)
         })

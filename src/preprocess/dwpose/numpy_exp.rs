@@ -1,4 +1,5 @@
 //! NumPy's `float32` `exp`, the function the reference decodes YOLOX box sizes with.
+//! The constants are NumPy's literals as they round to `f32` (written shortest).
 //!
 //! On x86-64 with AVX2 and FMA3 (or AVX512F), NumPy does not call the C library: its own
 //! SIMD kernel (`simd_exp_FLOAT` in `loops_exponent_log.dispatch.c.src`) evaluates a
@@ -8,31 +9,27 @@
 //! NumPy falls back to the C library's `expf`, which this does not follow.
 
 /// Above or at this, the kernel returns infinity.
-const X_MAX: f32 = 88.722_839_355_468_75;
+const X_MAX: f32 = 88.722_84;
 /// At or below this, the kernel returns zero.
-const X_MIN: f32 = -103.972_084_045_410_156_25;
+const X_MIN: f32 = -103.972_084;
 /// `NPY_LOG2Ef`.
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 /// `NPY_RINT_CVT_MAGICf`, 1.5 · 2²³: adding and subtracting it rounds to an integer.
 const RINT_MAGIC: f32 = 12_582_912.0;
 /// `NPY_CODY_WAITE_LOGE_2_HIGHf` and `…_LOWf`: −ln 2 split in two.
-const LN2_HIGH: f32 = -6.931_457_52e-1;
-const LN2_LOW: f32 = -1.428_606_77e-6;
+const LN2_HIGH: f32 = -0.693_145_75;
+const LN2_LOW: f32 = -1.428_606_8e-6;
 /// `NPY_COEFF_P0_EXPf` … `P5`: the numerator, lowest degree first.
 const P: [f32; 6] = [
-    9.999_999_999_980_870_924_916e-1,
-    7.257_664_613_233_124_478_488e-1,
-    2.473_615_434_895_520_810_817e-1,
-    5.114_512_081_637_298_353_406e-2,
-    6.757_896_990_527_504_603_057e-3,
-    5.082_762_527_590_693_718_096e-4,
+    1.0,
+    0.725_766_5,
+    0.247_361_54,
+    0.051_145_12,
+    0.006_757_897,
+    0.000_508_276_3,
 ];
 /// `NPY_COEFF_Q0_EXPf` … `Q2`: the denominator.
-const Q: [f32; 3] = [
-    1.0,
-    -2.742_335_390_411_667_452_936e-1,
-    2.159_509_375_685_829_852_307e-2,
-];
+const Q: [f32; 3] = [1.0, -0.274_233_55, 0.021_595_094];
 
 /// `np.exp` of one `float32`, bit for bit as NumPy's AVX2/AVX512F kernel computes it.
 pub(crate) fn exp_f32(x: f32) -> f32 {
