@@ -64,12 +64,14 @@ impl Person {
 /// Everything the detector and estimator found in one frame.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Poses {
-    /// The frame's size.
+    /// The frame's width.
     pub frame_width: usize,
+    /// The frame's height.
     pub frame_height: usize,
-    /// The working picture's size: the frame scaled to a short side of 1024, both sides
+    /// The working picture's width: the frame scaled to a short side of 1024, both sides
     /// rounded to multiples of 64. Keypoints and boxes are in its pixels.
     pub width: usize,
+    /// The working picture's height.
     pub height: usize,
     /// The person boxes the detector kept (x1, y1, x2, y2), best first; empty when it
     /// found none and the whole picture was taken as one person.

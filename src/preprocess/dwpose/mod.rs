@@ -68,7 +68,7 @@ pub fn estimate_poses(
             frame.rgb.len()
         )));
     }
-    let work = working::working_picture(frame);
+    let work = working::working_picture(frame)?;
     let (input, ratio) = detect::letterbox(&work, device)?;
     let boxes = detect::person_boxes(&nets.detect(&input)?, ratio)?;
 
