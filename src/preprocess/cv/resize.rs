@@ -1,12 +1,15 @@
 //! `cv2.resize` on 8-bit 3-channel images, following OpenCV 5.0's CPU paths:
 //!
-//! - `INTER_LINEAR` and up-scaling `INTER_AREA`: separable 11-bit fixed-point weights, a
-//!   horizontal pass into `i32` and a vertical pass whose first elements of each row take
-//!   OpenCV's SSE shortcut (pre-shifted 16-bit products) and whose tail takes the exact
-//!   scalar rounding; both are reproduced because they round differently.
+//! - `INTER_LINEAR` and enlarging `INTER_AREA`: separable 11-bit fixed-point weights, a
+//!   horizontal pass into `i32`, and a vertical pass that rounds every element the way
+//!   OpenCV's vector code does (rows pre-shifted by 4 bits, 16-bit high products, 2 more
+//!   bits of rounding), which differs from the exact 22-bit rounding.
 //! - `INTER_LANCZOS4`: 8 taps, float coefficients quantised to 11 bits, integer sums.
-//! - down-scaling `INTER_AREA`: the integer-factor fast path (with its 2×2 rounding
-//!   shortcut) or the generic path with `f32` cell weights, summed in OpenCV's order.
+//! - shrinking `INTER_AREA`: the integer-factor fast path (with its 2×2 rounding shortcut)
+//!   or the generic path with `f32` cell weights, summed in OpenCV's order.
+//!
+//! The horizontal pass of each source row is computed once and shared by all output rows
+//! (OpenCV recomputes some per thread; the values are the same).
 
 use std::borrow::Cow;
 
