@@ -242,7 +242,7 @@ fn check_poses(case: &Case, poses: &Poses) {
     let name = &case.name;
     let meta = &case.meta;
     assert_eq!(
-        (poses.width, poses.height),
+        poses.size(),
         (
             meta["work_width"].as_u64().unwrap() as usize,
             meta["work_height"].as_u64().unwrap() as usize
@@ -250,25 +250,25 @@ fn check_poses(case: &Case, poses: &Poses) {
         "{name}: working size"
     );
     let boxes = meta["boxes"].as_u64().unwrap() as usize;
-    assert_eq!(poses.boxes.len(), boxes, "{name}: person boxes");
+    assert_eq!(poses.boxes().len(), boxes, "{name}: person boxes");
     if boxes > 0 {
         let want = case.tensors["boxes"].to_vec2::<f64>().unwrap();
-        for (got, want) in poses.boxes.iter().zip(&want) {
+        for (got, want) in poses.boxes().iter().zip(&want) {
             assert_eq!(&got[..], &want[..], "{name}: person box");
         }
     }
-    assert_eq!(poses.people.len(), case.people(), "{name}: people");
+    assert_eq!(poses.people().len(), case.people(), "{name}: people");
     let points = case.tensors["keypoints"].to_vec3::<f64>().unwrap();
     let scores = case.tensors["scores"].to_vec2::<f64>().unwrap();
-    for (p, person) in poses.people.iter().enumerate() {
+    for (p, person) in poses.people().iter().enumerate() {
         for k in 0..dwpose::KEYPOINTS {
             assert_eq!(
-                &person.keypoints[k][..],
+                &person.keypoints()[k][..],
                 &points[p][k][..],
                 "{name}: person {p} keypoint {k}"
             );
             assert_eq!(
-                person.scores[k].to_bits(),
+                person.scores()[k].to_bits(),
                 scores[p][k].to_bits(),
                 "{name}: person {p} score {k}"
             );

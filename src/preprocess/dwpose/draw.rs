@@ -60,7 +60,7 @@ const EPS: f64 = 0.01;
 
 /// The pose frame of `poses` (RGB, the frame's size).
 pub(crate) fn render(poses: &Poses, parts: Parts) -> Frame {
-    let (w, h) = (poses.width, poses.height);
+    let (w, h) = poses.size;
     // `candidate[..., 0] /= float(W)` and so on: kept as the reference divides them.
     let normalised: Vec<Vec<[f64; 2]>> = poses
         .people
@@ -80,7 +80,7 @@ pub(crate) fn render(poses: &Poses, parts: Parts) -> Frame {
     for px in canvas.rgb.chunks_exact_mut(3) {
         px.swap(0, 2);
     }
-    let (fw, fh) = (poses.frame_width, poses.frame_height);
+    let (fw, fh) = poses.frame_size;
     if (fw, fh) == (w, h) {
         // cv2.resize to the same size copies.
         return canvas;

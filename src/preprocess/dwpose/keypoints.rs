@@ -22,13 +22,21 @@ const NECK_SCORE: f64 = 0.3;
 /// One person as the reference's annotators see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Person {
-    /// [`KEYPOINTS`] points (x, y) in pixels of the working picture, OpenPose order.
-    pub keypoints: Vec<[f64; 2]>,
-    /// Their scores; the neck's is 1 or 0.
-    pub scores: Vec<f64>,
+    pub(crate) keypoints: Vec<[f64; 2]>,
+    pub(crate) scores: Vec<f64>,
 }
 
 impl Person {
+    /// [`KEYPOINTS`] points (x, y) in pixels of the working picture, OpenPose order.
+    pub fn keypoints(&self) -> &[[f64; 2]] {
+        &self.keypoints
+    }
+
+    /// Their scores; the neck's is 1 or 0.
+    pub fn scores(&self) -> &[f64] {
+        &self.scores
+    }
+
     /// `Wholebody.__call__` for one person: 133 points in picture pixels and their
     /// (`float32`) scores.
     pub(crate) fn from_wholebody(points: &[[f64; 2]], scores: &[f32]) -> Person {
@@ -64,20 +72,34 @@ impl Person {
 /// Everything the detector and estimator found in one frame.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Poses {
-    /// The frame's width.
-    pub frame_width: usize,
-    /// The frame's height.
-    pub frame_height: usize,
-    /// The working picture's width: the frame scaled to a short side of 1024, both sides
-    /// rounded to multiples of 64. Keypoints and boxes are in its pixels.
-    pub width: usize,
-    /// The working picture's height.
-    pub height: usize,
+    pub(crate) frame_size: (usize, usize),
+    pub(crate) size: (usize, usize),
+    pub(crate) boxes: Vec<[f64; 4]>,
+    pub(crate) people: Vec<Person>,
+}
+
+impl Poses {
+    /// The frame's (width, height).
+    pub fn frame_size(&self) -> (usize, usize) {
+        self.frame_size
+    }
+
+    /// The working picture's (width, height): the frame scaled to a short side of 1024,
+    /// both sides rounded to multiples of 64. Keypoints and boxes are in its pixels.
+    pub fn size(&self) -> (usize, usize) {
+        self.size
+    }
+
     /// The person boxes the detector kept (x1, y1, x2, y2), best first; empty when it
     /// found none and the whole picture was taken as one person.
-    pub boxes: Vec<[f64; 4]>,
+    pub fn boxes(&self) -> &[[f64; 4]] {
+        &self.boxes
+    }
+
     /// One per box, or the one of the whole picture.
-    pub people: Vec<Person>,
+    pub fn people(&self) -> &[Person] {
+        &self.people
+    }
 }
 
 #[cfg(test)]

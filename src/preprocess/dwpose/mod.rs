@@ -103,10 +103,8 @@ pub fn estimate_poses(
         })
         .collect();
     Ok(Poses {
-        frame_width: frame.width,
-        frame_height: frame.height,
-        width: work.width,
-        height: work.height,
+        frame_size: (frame.width, frame.height),
+        size: (work.width, work.height),
         boxes,
         people,
     })
