@@ -89,7 +89,11 @@ fn value_info_dims(v: &ValueInfoProto) -> (Option<i32>, Option<Vec<Option<usize>
 
 fn label(n: &NodeProto) -> String {
     if n.name.is_empty() {
-        format!("node {} ({})", n.output.first().map(|s| s.as_str()).unwrap_or("?"), n.op_type)
+        format!(
+            "node {} ({})",
+            n.output.first().map(|s| s.as_str()).unwrap_or("?"),
+            n.op_type
+        )
     } else {
         format!("node '{}' ({})", n.name, n.op_type)
     }
@@ -148,7 +152,8 @@ pub(crate) fn load(path: &Path, device: &Device) -> candle_core::Result<Plan> {
                 errors.push(format!(
                     "graph input '{}' has type {}, which is not implemented",
                     vi.name,
-                    elem.map(type_name).unwrap_or_else(|| "other than a tensor".into())
+                    elem.map(type_name)
+                        .unwrap_or_else(|| "other than a tensor".into())
                 ));
                 DType::F32
             }
@@ -353,7 +358,11 @@ pub(crate) fn load(path: &Path, device: &Device) -> candle_core::Result<Plan> {
         let Some(Known::Const(t)) = known.get(name) else {
             return Err(fail(format!("constant '{name}' vanished while loading")));
         };
-        let t = if on_device { t.to_device(device)? } else { t.clone() };
+        let t = if on_device {
+            t.to_device(device)?
+        } else {
+            t.clone()
+        };
         consts.push(t);
         const_index.insert((name.to_string(), on_device), consts.len() - 1);
         Ok(consts.len() - 1)
@@ -388,10 +397,7 @@ pub(crate) fn load(path: &Path, device: &Device) -> candle_core::Result<Plan> {
             Some(i) => steps[*i].free.push(slot),
             None => {
                 // Never read: free right after it is made (or never filled).
-                if let Some(i) = steps
-                    .iter()
-                    .position(|s| s.outputs.contains(&Some(slot)))
-                {
+                if let Some(i) = steps.iter().position(|s| s.outputs.contains(&Some(slot))) {
                     steps[i].free.push(slot);
                 }
             }

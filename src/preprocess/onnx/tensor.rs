@@ -16,7 +16,13 @@ pub(crate) fn dtype_of(t: i32) -> Option<DType> {
         dt::FLOAT16 => DType::F16,
         dt::BFLOAT16 => DType::BF16,
         dt::BOOL => DType::U8,
-        dt::UINT8 | dt::INT8 | dt::UINT16 | dt::INT16 | dt::INT32 | dt::INT64 | dt::UINT32
+        dt::UINT8
+        | dt::INT8
+        | dt::UINT16
+        | dt::INT16
+        | dt::INT32
+        | dt::INT64
+        | dt::UINT32
         | dt::UINT64 => DType::I64,
         _ => return None,
     })
@@ -83,9 +89,7 @@ pub(crate) fn read_tensor(t: &TensorProto) -> Result<Tensor, String> {
     let ints: Vec<i64> = match t.data_type {
         dt::FLOAT => {
             let v: Vec<f32> = if have_raw {
-                le_chunks::<4>(raw, n)?
-                    .map(f32::from_le_bytes)
-                    .collect()
+                le_chunks::<4>(raw, n)?.map(f32::from_le_bytes).collect()
             } else {
                 t.float_data.clone()
             };
@@ -94,9 +98,7 @@ pub(crate) fn read_tensor(t: &TensorProto) -> Result<Tensor, String> {
         }
         dt::DOUBLE => {
             let v: Vec<f64> = if have_raw {
-                le_chunks::<8>(raw, n)?
-                    .map(f64::from_le_bytes)
-                    .collect()
+                le_chunks::<8>(raw, n)?.map(f64::from_le_bytes).collect()
             } else {
                 t.double_data.clone()
             };
@@ -105,9 +107,7 @@ pub(crate) fn read_tensor(t: &TensorProto) -> Result<Tensor, String> {
         }
         dt::FLOAT16 | dt::BFLOAT16 => {
             let bits: Vec<u16> = if have_raw {
-                le_chunks::<2>(raw, n)?
-                    .map(u16::from_le_bytes)
-                    .collect()
+                le_chunks::<2>(raw, n)?.map(u16::from_le_bytes).collect()
             } else {
                 t.int32_data.iter().map(|&b| b as u16).collect()
             };

@@ -157,7 +157,11 @@ pub(crate) fn conv(ctx: &NodeCtx) -> Compiled {
             let spatial = kernel.as_ref().map(|k| k.len()).unwrap_or(2);
             let mut shape = vec![1, b.elem_count()];
             shape.extend(std::iter::repeat_n(1, spatial));
-            Some(b.reshape(shape).and_then(|b| b.to_device(dev)).map_err(err)?)
+            Some(
+                b.reshape(shape)
+                    .and_then(|b| b.to_device(dev))
+                    .map_err(err)?,
+            )
         }
     };
     // Depthwise (one input channel per group) on a GPU: candle would run one conv per
@@ -216,13 +220,9 @@ impl Op for Conv {
         let strides = self.strides.clone().unwrap_or_else(|| vec![1; spatial]);
         let dilations = self.dilations.clone().unwrap_or_else(|| vec![1; spatial]);
         let explicit = self.pads.clone().unwrap_or_else(|| vec![0; 2 * spatial]);
-        let pads = self.auto_pad.pads(
-            &explicit,
-            &x.dims()[2..],
-            &kernel,
-            &strides,
-            &dilations,
-        );
+        let pads = self
+            .auto_pad
+            .pads(&explicit, &x.dims()[2..], &kernel, &strides, &dilations);
         let y = if let Some(taps) = &self.depthwise_taps {
             depthwise(x, taps, &kernel, &strides, &dilations, &pads, self.group)?
         } else {

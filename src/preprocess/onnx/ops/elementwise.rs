@@ -146,10 +146,12 @@ impl Op for Unary {
                 .affine(alpha, beta)?
                 .broadcast_maximum(&zero()?)?
                 .broadcast_minimum(&one()?)?,
-            K::HardSwish => (x * x
-                .affine(1.0 / 6.0, 0.5)?
-                .broadcast_maximum(&zero()?)?
-                .broadcast_minimum(&one()?)?)?,
+            K::HardSwish => {
+                (x * x
+                    .affine(1.0 / 6.0, 0.5)?
+                    .broadcast_maximum(&zero()?)?
+                    .broadcast_minimum(&one()?)?)?
+            }
             K::LeakyRelu(alpha) => {
                 let z = zero()?;
                 (x.broadcast_maximum(&z)? + x.broadcast_minimum(&z)?.affine(alpha, 0.0)?)?
@@ -177,8 +179,14 @@ pub(crate) fn clip(ctx: &NodeCtx) -> Compiled {
     let dev = ctx.device;
     let up = |v: f64| scalar(v, DType::F32, dev).map_err(|e| e.to_string());
     if ctx.opset < 11 {
-        let min = ctx.attr_float("min")?.map(|v| up(f64::from(v))).transpose()?;
-        let max = ctx.attr_float("max")?.map(|v| up(f64::from(v))).transpose()?;
+        let min = ctx
+            .attr_float("min")?
+            .map(|v| up(f64::from(v)))
+            .transpose()?;
+        let max = ctx
+            .attr_float("max")?
+            .map(|v| up(f64::from(v)))
+            .transpose()?;
         return Ok(Box::new(Clip { min, max }));
     }
     let bound = |i: usize| -> Result<Option<Tensor>, String> {

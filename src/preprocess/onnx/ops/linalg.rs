@@ -138,8 +138,16 @@ pub(crate) fn gemm(ctx: &NodeCtx) -> Compiled {
     let b = match ctx.take_const(1) {
         None => None,
         Some(b) => {
-            let b = if trans_b { b.t().map_err(err)? } else { b.clone() };
-            Some(b.contiguous().and_then(|b| b.to_device(ctx.device)).map_err(err)?)
+            let b = if trans_b {
+                b.t().map_err(err)?
+            } else {
+                b.clone()
+            };
+            Some(
+                b.contiguous()
+                    .and_then(|b| b.to_device(ctx.device))
+                    .map_err(err)?,
+            )
         }
     };
     let c = match ctx.take_const(2) {

@@ -274,5 +274,4 @@ impl<'a> NodeCtx<'a> {
         }
         Ok(())
     }
-
 }

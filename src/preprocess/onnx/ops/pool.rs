@@ -96,9 +96,7 @@ impl Op for Pool {
             )
         };
         let size = [x.dim(2)?, x.dim(3)?];
-        let pads = self
-            .auto_pad
-            .pads(&pads, &size, &kernel, &strides, &[1, 1]);
+        let pads = self.auto_pad.pads(&pads, &size, &kernel, &strides, &[1, 1]);
         // Output size per axis, and the padding past `pads` that ceil_mode adds.
         let mut extra = [0usize; 2];
         for i in 0..2 {

@@ -90,7 +90,10 @@ pub(crate) fn resize(ctx: &NodeCtx) -> Compiled {
     let nearest = if old_form {
         Nearest::Simple
     } else {
-        match ctx.string_or("nearest_mode", "round_prefer_floor")?.as_str() {
+        match ctx
+            .string_or("nearest_mode", "round_prefer_floor")?
+            .as_str()
+        {
             "round_prefer_floor" => Nearest::RoundPreferFloor,
             "round_prefer_ceil" => Nearest::RoundPreferCeil,
             "floor" => Nearest::Floor,
@@ -150,8 +153,7 @@ pub(crate) fn resize(ctx: &NodeCtx) -> Compiled {
                 None => {}
             }
         }
-        if scales.is_none() && sizes.is_none() && scales_input.is_none() && sizes_input.is_none()
-        {
+        if scales.is_none() && sizes.is_none() && scales_input.is_none() && sizes_input.is_none() {
             return Err(format!("{} has neither scales nor sizes", ctx.op_type));
         }
     }
@@ -194,12 +196,7 @@ impl Resize {
         }
     }
 
-    fn plan(
-        &self,
-        len_in: usize,
-        len_out: usize,
-        scale: f32,
-    ) -> candle_core::Result<AxisPlan> {
+    fn plan(&self, len_in: usize, len_out: usize, scale: f32) -> candle_core::Result<AxisPlan> {
         let last = len_in as i64 - 1;
         if !self.linear {
             let idx: Vec<i64> = (0..len_out)
@@ -298,7 +295,11 @@ impl Op for Resize {
         match (sizes, scales) {
             (Some(sz), _) => {
                 if sz.len() != axes.len() {
-                    return Err(msg(format!("Resize: {} sizes for {} axes", sz.len(), axes.len())));
+                    return Err(msg(format!(
+                        "Resize: {} sizes for {} axes",
+                        sz.len(),
+                        axes.len()
+                    )));
                 }
                 for (&a, &s) in axes.iter().zip(&sz) {
                     let out = usize::try_from(s).map_err(|_| msg("Resize: negative size"))?;
@@ -307,7 +308,11 @@ impl Op for Resize {
             }
             (None, Some(sc)) => {
                 if sc.len() != axes.len() {
-                    return Err(msg(format!("Resize: {} scales for {} axes", sc.len(), axes.len())));
+                    return Err(msg(format!(
+                        "Resize: {} scales for {} axes",
+                        sc.len(),
+                        axes.len()
+                    )));
                 }
                 for (&a, &s) in axes.iter().zip(&sc) {
                     if s <= 0.0 {

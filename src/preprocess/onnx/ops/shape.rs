@@ -63,7 +63,10 @@ pub(crate) fn reshape_dims(
                 1
             }
             0 if !allow_zero => *dims.get(i).ok_or_else(|| {
-                msg(format!("Reshape: 0 at position {i} but the input has rank {}", dims.len()))
+                msg(format!(
+                    "Reshape: 0 at position {i} but the input has rank {}",
+                    dims.len()
+                ))
             })?,
             s if s >= 0 => s as usize,
             _ => return Err(msg(format!("Reshape: invalid shape {spec:?}"))),
@@ -72,9 +75,7 @@ pub(crate) fn reshape_dims(
     if let Some(i) = infer {
         let known: usize = out.iter().product();
         if known == 0 || total % known != 0 {
-            return Err(msg(format!(
-                "Reshape: cannot reshape {dims:?} to {spec:?}"
-            )));
+            return Err(msg(format!("Reshape: cannot reshape {dims:?} to {spec:?}")));
         }
         out[i] = total / known;
     }
@@ -126,7 +127,11 @@ impl Op for Flatten {
     fn run(&self, inputs: &[Option<Tensor>]) -> candle_core::Result<Vec<Tensor>> {
         let x = input(inputs, 0)?;
         let r = x.rank() as i64;
-        let a = if self.axis < 0 { self.axis + r } else { self.axis };
+        let a = if self.axis < 0 {
+            self.axis + r
+        } else {
+            self.axis
+        };
         if !(0..=r).contains(&a) {
             return Err(msg(format!("Flatten axis {} for rank {r}", self.axis)));
         }

@@ -25,7 +25,10 @@ impl Op for Concat {
         let a = axis(self.axis, first.rank())?;
         let v = same_device(&present)?;
         // Empty pieces (allowed by ONNX) add nothing.
-        let parts: Vec<Tensor> = v.into_iter().filter(|t| t.dim(a).unwrap_or(0) > 0).collect();
+        let parts: Vec<Tensor> = v
+            .into_iter()
+            .filter(|t| t.dim(a).unwrap_or(0) > 0)
+            .collect();
         if parts.is_empty() {
             return Ok(vec![(*first).clone()]);
         }
@@ -185,7 +188,14 @@ fn slice_range(start: i64, end: i64, step: i64, dim: usize) -> (i64, usize) {
     if step > 0 {
         let s = s.clamp(0, d);
         let e = e.clamp(0, d);
-        (s, if e > s { ((e - s) + step - 1) / step } else { 0 } as usize)
+        (
+            s,
+            if e > s {
+                ((e - s) + step - 1) / step
+            } else {
+                0
+            } as usize,
+        )
     } else {
         let s = s.clamp(0, (d - 1).max(0));
         let e = e.clamp(-1, d - 1);
@@ -258,7 +268,11 @@ pub(crate) fn gather(ctx: &NodeCtx) -> Compiled {
         Some(t) => {
             let v = ints(t).map_err(err)?;
             let dev = if v.iter().all(|&i| i >= 0) {
-                Some(i64_tensor(v.clone()).and_then(|t| t.to_device(ctx.device)).map_err(err)?)
+                Some(
+                    i64_tensor(v.clone())
+                        .and_then(|t| t.to_device(ctx.device))
+                        .map_err(err)?,
+                )
             } else {
                 None
             };
