@@ -1,12 +1,38 @@
 //! Running a compiled graph: inputs into slots, each step in order, slots freed after
 //! their last reader.
 
+use std::collections::HashMap;
+use std::time::Instant;
+
 use candle_core::Tensor;
 
 use super::graph::{Plan, ValueRef};
 
+/// Time spent per kind of step: `(kind, seconds, steps)`.
+pub(crate) type Profile = Vec<(String, f64, usize)>;
+
 /// Runs `plan` on `inputs` (in the order of `plan.inputs`).
 pub(crate) fn run(plan: &Plan, inputs: &[Tensor]) -> candle_core::Result<Vec<Tensor>> {
+    run_inner(plan, inputs, None)
+}
+
+/// Runs `plan` waiting for the device after every step, and reports where the time went.
+pub(crate) fn run_profiled(
+    plan: &Plan,
+    inputs: &[Tensor],
+) -> candle_core::Result<(Vec<Tensor>, Profile)> {
+    let mut times: HashMap<String, (f64, usize)> = HashMap::new();
+    let outs = run_inner(plan, inputs, Some(&mut times))?;
+    let mut profile: Profile = times.into_iter().map(|(k, (t, n))| (k, t, n)).collect();
+    profile.sort_by(|a, b| b.1.total_cmp(&a.1));
+    Ok((outs, profile))
+}
+
+fn run_inner(
+    plan: &Plan,
+    inputs: &[Tensor],
+    mut times: Option<&mut HashMap<String, (f64, usize)>>,
+) -> candle_core::Result<Vec<Tensor>> {
     let fail = |m: String| candle_core::Error::Msg(format!("{}: {m}", plan.file));
     if inputs.len() != plan.inputs.len() {
         let names: Vec<&str> = plan.inputs.iter().map(|i| i.name.as_str()).collect();
@@ -49,7 +75,11 @@ pub(crate) fn run(plan: &Plan, inputs: &[Tensor]) -> candle_core::Result<Vec<Ten
         }
         slots[gi.slot] = Some(t.to_device(&plan.device)?);
     }
+    if times.is_some() {
+        plan.device.synchronize()?;
+    }
     for step in &plan.steps {
+        let started = Instant::now();
         let args: Vec<Option<Tensor>> = step
             .inputs
             .iter()
@@ -73,6 +103,12 @@ pub(crate) fn run(plan: &Plan, inputs: &[Tensor]) -> candle_core::Result<Vec<Ten
         }
         for &s in &step.free {
             slots[s] = None;
+        }
+        if let Some(times) = times.as_deref_mut() {
+            plan.device.synchronize()?;
+            let e = times.entry(step.kind.clone()).or_default();
+            e.0 += started.elapsed().as_secs_f64();
+            e.1 += 1;
         }
     }
     plan.outputs

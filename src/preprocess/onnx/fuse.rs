@@ -87,3 +87,48 @@ pub(crate) fn fuse_silu(nodes: Vec<NodeProto>, outputs: &[String]) -> Vec<NodePr
         .map(|(i, n)| fused.remove(&i).unwrap_or(n))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(op: &str, inputs: &[&str], outputs: &[&str]) -> NodeProto {
+        NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: outputs.iter().map(|s| s.to_string()).collect(),
+            name: outputs[0].to_string(),
+            op_type: op.to_string(),
+            domain: String::new(),
+            attribute: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn silu_is_fused_only_when_the_sigmoid_has_no_other_reader() {
+        let nodes = vec![
+            node("Conv", &["x", "w"], &["a"]),
+            node("Sigmoid", &["a"], &["s"]),
+            node("Mul", &["s", "a"], &["b"]),
+            node("Sigmoid", &["b"], &["t"]),
+            node("Mul", &["b", "t"], &["c"]),
+            node("Add", &["c", "t"], &["y"]),
+        ];
+        let out = fuse_silu(nodes, &["y".to_string()]);
+        let ops: Vec<&str> = out.iter().map(|n| n.op_type.as_str()).collect();
+        assert_eq!(ops, ["Conv", SILU, "Sigmoid", "Mul", "Add"]);
+        assert_eq!(out[1].input, vec!["a".to_string()]);
+        assert_eq!(out[1].output, vec!["b".to_string()]);
+    }
+
+    #[test]
+    fn dead_nodes_are_dropped() {
+        let nodes = vec![
+            node("Relu", &["x"], &["a"]),
+            node("Einsum", &["x"], &["unused"]),
+            node("Neg", &["a"], &["y"]),
+        ];
+        let out = live_nodes(nodes, &["y".to_string()]);
+        assert_eq!(out.len(), 2);
+        assert!(out.iter().all(|n| n.op_type != "Einsum"));
+    }
+}

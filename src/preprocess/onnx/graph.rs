@@ -38,6 +38,8 @@ pub(crate) enum ValueRef {
 pub(crate) struct Step {
     /// "node 'name' (OpType)", for messages.
     pub label: String,
+    /// The op type, with a Conv's kernel and groups: the bucket of [`super::OnnxModel::profile`].
+    pub kind: String,
     pub op: Box<dyn Op>,
     /// Per input slot of the node: `None` for omitted inputs and constants the op took.
     pub inputs: Vec<Option<ValueRef>>,
@@ -135,7 +137,11 @@ pub(crate) fn load(path: &Path, device: &Device) -> candle_core::Result<Plan> {
             Ok(v) => {
                 known.insert(t.name.clone(), Known::Const(v));
             }
-            Err(e) => errors.push(format!("initializer '{}': {e}", t.name)),
+            Err(e) => {
+                errors.push(format!("initializer '{}': {e}", t.name));
+                // A placeholder, so its readers do not report it missing as well.
+                known.insert(t.name.clone(), Known::Slot(usize::MAX, Place::Device));
+            }
         }
     }
     let mut n_slots = 0;
@@ -320,6 +326,7 @@ pub(crate) fn load(path: &Path, device: &Device) -> candle_core::Result<Plan> {
         }
         steps.push(Step {
             label: lbl,
+            kind: kind_of(node, &known),
             op,
             inputs: refs,
             outputs: outs,
@@ -413,6 +420,37 @@ pub(crate) fn load(path: &Path, device: &Device) -> candle_core::Result<Plan> {
         consts,
         n_slots,
     })
+}
+
+/// The profile bucket of `node`: its op type, and for a Conv the kernel size and whether
+/// it is depthwise.
+fn kind_of(node: &NodeProto, known: &HashMap<String, Known>) -> String {
+    if node.op_type != "Conv" {
+        return node.op_type.clone();
+    }
+    let group = node
+        .attribute
+        .iter()
+        .find(|a| a.name == "group")
+        .map(|a| a.i)
+        .unwrap_or(1);
+    let kernel = match node.input.get(1).and_then(|w| known.get(w)) {
+        Some(Known::Const(w)) => w.dims()[2.min(w.rank())..]
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("x"),
+        _ => "?".into(),
+    };
+    let depthwise = match node.input.get(1).and_then(|w| known.get(w)) {
+        Some(Known::Const(w)) => group > 1 && w.dims().get(1) == Some(&1),
+        _ => false,
+    };
+    match (group, depthwise) {
+        (1, _) => format!("Conv {kernel}"),
+        (_, true) => format!("Conv {kernel} depthwise"),
+        _ => format!("Conv {kernel} grouped"),
+    }
 }
 
 /// Gives a node that could not be compiled run-time outputs, so that its readers are

@@ -154,4 +154,14 @@ impl OnnxModel {
     pub fn run(&self, inputs: &[Tensor]) -> candle_core::Result<Vec<Tensor>> {
         exec::run(&self.plan, inputs)
     }
+
+    /// Like [`Self::run`], but waits for the device after every node and also returns
+    /// where the time went: `(kind, seconds, nodes)` per op type (Conv split by kernel),
+    /// slowest first. For diagnosis; slower than `run`.
+    pub fn profile(
+        &self,
+        inputs: &[Tensor],
+    ) -> candle_core::Result<(Vec<Tensor>, Vec<(String, f64, usize)>)> {
+        exec::run_profiled(&self.plan, inputs)
+    }
 }

@@ -1,7 +1,8 @@
 //! Conv (1-D and 2-D; groups, depthwise, asymmetric pads, auto_pad).
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 
+use super::depthwise::Depthwise;
 use super::util::{input, msg, strided};
 use super::{Compiled, NodeCtx, Op};
 
@@ -91,8 +92,8 @@ struct Conv {
     pads: Option<Vec<usize>>,
     auto_pad: AutoPad,
     group: usize,
-    /// Per kernel tap, `(1, c_out, 1, 1)`: the depthwise fast path on a GPU.
-    depthwise_taps: Option<Vec<Tensor>>,
+    /// The depthwise fast path (one input channel per group, constant weight).
+    depthwise: Option<Depthwise>,
 }
 
 /// Conv: X, W, optional B.
@@ -164,24 +165,11 @@ pub(crate) fn conv(ctx: &NodeCtx) -> Compiled {
             )
         }
     };
-    // Depthwise (one input channel per group) on a GPU: candle would run one conv per
-    // channel; a sum of shifted, scaled copies is a few dozen kernels instead.
-    let depthwise_taps = match (&weight, dev) {
-        (Some(w), Device::Cuda(_)) if group > 1 && w.rank() == 4 && w.dim(1).map_err(err)? == 1 => {
-            let (c_out, _, kh, kw) = w.dims4().map_err(err)?;
-            let mut taps = Vec::with_capacity(kh * kw);
-            for i in 0..kh {
-                for j in 0..kw {
-                    let t = w
-                        .narrow(2, i, 1)
-                        .and_then(|t| t.narrow(3, j, 1))
-                        .and_then(|t| t.reshape((1, c_out, 1, 1)))
-                        .and_then(|t| t.contiguous())
-                        .map_err(err)?;
-                    taps.push(t);
-                }
-            }
-            Some(taps)
+    // Depthwise (one input channel per group): candle would run one convolution per
+    // channel.
+    let depthwise = match &weight {
+        Some(w) if group > 1 && w.rank() == 4 && w.dim(1).map_err(err)? == 1 => {
+            Some(Depthwise::new(w, dev).map_err(err)?)
         }
         _ => None,
     };
@@ -194,7 +182,7 @@ pub(crate) fn conv(ctx: &NodeCtx) -> Compiled {
         pads,
         auto_pad,
         group,
-        depthwise_taps,
+        depthwise,
     }))
 }
 
@@ -223,8 +211,8 @@ impl Op for Conv {
         let pads = self
             .auto_pad
             .pads(&explicit, &x.dims()[2..], &kernel, &strides, &dilations);
-        let y = if let Some(taps) = &self.depthwise_taps {
-            depthwise(x, taps, &kernel, &strides, &dilations, &pads, self.group)?
+        let y = if let Some(dw) = &self.depthwise {
+            dw.run(x, &kernel, &strides, &dilations, &pads)?
         } else {
             plain(x, &w, &kernel, &strides, &dilations, &pads, self.group)?
         };
@@ -302,58 +290,17 @@ fn plain(
     Ok(y)
 }
 
-/// A depthwise convolution (`group` groups of one input channel each) as a sum over the
-/// kernel taps of shifted input windows times the tap's per-channel weight.
-fn depthwise(
-    x: &Tensor,
-    taps: &[Tensor],
-    kernel: &[usize],
-    strides: &[usize],
-    dilations: &[usize],
-    pads: &[(usize, usize)],
-    group: usize,
-) -> candle_core::Result<Tensor> {
-    let (n, c, _, _) = x.dims4()?;
-    if c != group {
-        return Err(msg(format!(
-            "Conv: input has {c} channels, the weight expects {group} groups of one"
-        )));
+#[cfg(test)]
+mod tests {
+    use super::AutoPad;
+
+    #[test]
+    fn same_padding_puts_the_odd_cell_where_asked() {
+        let p = |a: AutoPad| a.pads(&[], &[7, 8], &[3, 3], &[2, 2], &[1, 1]);
+        assert_eq!(p(AutoPad::SameUpper), vec![(1, 1), (0, 1)]);
+        assert_eq!(p(AutoPad::SameLower), vec![(1, 1), (1, 0)]);
+        assert_eq!(p(AutoPad::Valid), vec![(0, 0), (0, 0)]);
+        let explicit = AutoPad::NotSet.pads(&[1, 0, 2, 1], &[9, 8], &[3, 3], &[1, 1], &[1, 1]);
+        assert_eq!(explicit, vec![(1, 2), (0, 1)]);
     }
-    let mut x = x.clone();
-    for (i, &(a, b)) in pads.iter().enumerate() {
-        x = x.pad_with_zeros(2 + i, a, b)?;
-    }
-    let c_out = taps[0].dim(1)?;
-    if c_out != c {
-        // Channel multiplier m: output channel o reads input channel o / m.
-        let m = c_out / c;
-        let (_, _, h, w) = x.dims4()?;
-        x = x
-            .unsqueeze(2)?
-            .broadcast_as((n, c, m, h, w))?
-            .reshape((n, c_out, h, w))?;
-    }
-    let (_, _, hp, wp) = x.dims4()?;
-    let span = |i: usize| (kernel[i] - 1) * dilations[i] + 1;
-    let (sh, sw) = (span(0), span(1));
-    if hp < sh || wp < sw {
-        return Err(msg(format!(
-            "Conv: padded input {hp}×{wp} is smaller than the kernel span {sh}×{sw}"
-        )));
-    }
-    let ho = (hp - sh) / strides[0] + 1;
-    let wo = (wp - sw) / strides[1] + 1;
-    let mut acc: Option<Tensor> = None;
-    for i in 0..kernel[0] {
-        let rows = strided(&x, 2, i * dilations[0], ho, strides[0])?;
-        for j in 0..kernel[1] {
-            let win = strided(&rows, 3, j * dilations[1], wo, strides[1])?;
-            let term = win.broadcast_mul(&taps[i * kernel[1] + j])?;
-            acc = Some(match acc {
-                None => term,
-                Some(a) => (a + term)?,
-            });
-        }
-    }
-    acc.ok_or_else(|| msg("Conv: empty kernel"))
 }

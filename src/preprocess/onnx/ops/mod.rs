@@ -3,6 +3,7 @@
 //! computes.
 
 mod conv;
+mod depthwise;
 mod elementwise;
 mod linalg;
 mod norm;

@@ -415,3 +415,23 @@ impl Op for Range {
         Ok(vec![y.to_device(start_t.device())?])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::reshape_dims;
+
+    #[test]
+    fn reshape_copies_zeros_and_infers_minus_one() {
+        assert_eq!(
+            reshape_dims(&[2, 3, 4], &[0, -1], false).unwrap(),
+            vec![2, 12]
+        );
+        assert_eq!(
+            reshape_dims(&[2, 3, 4], &[-1, 4], false).unwrap(),
+            vec![6, 4]
+        );
+        assert_eq!(reshape_dims(&[0, 3], &[0, 3], true).unwrap(), vec![0, 3]);
+        assert!(reshape_dims(&[2, 3, 4], &[5, -1], false).is_err());
+        assert!(reshape_dims(&[2, 3], &[-1, -1], false).is_err());
+    }
+}

@@ -452,3 +452,22 @@ impl Op for Pad {
         Ok(vec![y])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::slice_range;
+
+    #[test]
+    fn slice_ranges_clamp_like_onnx() {
+        // x[1::2] of 7, with the exporters' INT64_MAX end.
+        assert_eq!(slice_range(1, i64::MAX, 2, 7), (1, 3));
+        // x[-3:-1]
+        assert_eq!(slice_range(-3, -1, 1, 5), (2, 2));
+        // x[::-1] as exported: start -1, end INT64_MIN + 1.
+        assert_eq!(slice_range(-1, -i64::MAX, -1, 4), (3, 4));
+        // x[4:0:-2]
+        assert_eq!(slice_range(4, 0, -2, 5), (4, 2));
+        // Empty.
+        assert_eq!(slice_range(3, 1, 1, 5), (3, 0));
+    }
+}

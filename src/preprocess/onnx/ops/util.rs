@@ -181,3 +181,31 @@ pub(crate) fn i64_tensor(v: Vec<i64>) -> candle_core::Result<Tensor> {
     let n = v.len();
     Tensor::from_vec(v, n, &Device::Cpu)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strided_takes_every_step_th_element() {
+        let t = Tensor::arange(0i64, 10, &Device::Cpu).unwrap();
+        let got = |start, len, step| {
+            strided(&t, 0, start, len, step)
+                .unwrap()
+                .to_vec1::<i64>()
+                .unwrap()
+        };
+        assert_eq!(got(0, 5, 2), vec![0, 2, 4, 6, 8]);
+        assert_eq!(got(1, 5, 2), vec![1, 3, 5, 7, 9]);
+        // The last block runs past the end.
+        assert_eq!(got(1, 3, 4), vec![1, 5, 9]);
+        assert_eq!(got(3, 2, 1), vec![3, 4]);
+    }
+
+    #[test]
+    fn broadcast_follows_numpy() {
+        assert_eq!(broadcast_shape(&[2, 1, 4], &[3, 1]).unwrap(), vec![2, 3, 4]);
+        assert_eq!(broadcast_shape(&[], &[5]).unwrap(), vec![5]);
+        assert!(broadcast_shape(&[2, 3], &[4]).is_err());
+    }
+}
