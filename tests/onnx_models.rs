@@ -349,7 +349,10 @@ fn full_size_models() {
         );
         let (_, profile) = model.profile(&inputs).unwrap();
         let total: f64 = profile.iter().map(|p| p.1).sum();
-        eprintln!("{name}: batch {batch}: profile (waiting after each node), {:.2} ms:", total * 1e3);
+        eprintln!(
+            "{name}: batch {batch}: profile (waiting after each node), {:.2} ms:",
+            total * 1e3
+        );
         for (kind, secs, n) in profile.iter().take(12) {
             eprintln!("  {kind:<24} {:>8.3} ms  {n:>4} nodes", secs * 1e3);
         }

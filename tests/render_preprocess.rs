@@ -125,8 +125,17 @@ fn every_task_renders_with_vaced_render() {
 }
 
 /// An annotator folder laid out like VACE-Annotators, holding the fixtures' formula
-/// weights (ViT-S for depth: the loader reads the size from the shapes).
+/// weights (ViT-S for depth: the loader reads the size from the shapes) and the small ONNX
+/// stand-ins of DWPose's networks.
 fn install_annotators(annotators: &Path) {
+    let onnx = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/onnx");
+    std::fs::create_dir_all(annotators.join("pose")).unwrap();
+    for (stand_in, file) in [
+        ("yolox_l_tiny.onnx", "pose/yolox_l.onnx"),
+        ("dw-ll_ucoco_384_tiny.onnx", "pose/dw-ll_ucoco_384.onnx"),
+    ] {
+        std::fs::copy(onnx.join(stand_in), annotators.join(file)).unwrap();
+    }
     for (keys, file) in [
         ("depth_vits_keys.txt", "depth/depth_anything_v2_vitl.pth"),
         (
@@ -142,12 +151,15 @@ fn install_annotators(annotators: &Path) {
 }
 
 /// Jobs for the network annotators; one frame of depth, as a ViT-S pass takes seconds on a
-/// CPU.
+/// CPU, and of pose (the stand-in detector's random weights find hundreds of "people").
 fn network_jobs() -> Vec<(&'static str, String, usize)> {
     let video = r#""video": "clip.mp4""#;
-    let depth = manifest(video, r#"{"task": "depth"}"#).replace(r#""frames": 5"#, r#""frames": 1"#);
+    let one_frame =
+        |tasks: &str| manifest(video, tasks).replace(r#""frames": 5"#, r#""frames": 1"#);
     vec![
-        ("depth", depth, 1),
+        ("depth", one_frame(r#"{"task": "depth"}"#), 1),
+        ("pose", one_frame(r#"{"task": "pose"}"#), 1),
+        ("pose_body", one_frame(r#"{"task": "pose_body"}"#), 1),
         ("scribble", manifest(video, r#"{"task": "scribble"}"#), 5),
         // RAFT needs sides of at least 121 px.
         (

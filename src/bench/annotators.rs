@@ -41,6 +41,8 @@ pub struct PoseTiming {
     /// A whole `pose` frame: resize to 1024, detection, every person found, drawing, resize
     /// back.
     pub pose_frame: Timing,
+    /// People the detector found in the bench frame (each costs an estimator crop).
+    pub people: usize,
 }
 
 /// A frame with some structure (gradients), so no branch sees a constant image.
@@ -114,9 +116,11 @@ fn pose(
     let pose_frame = time(device, repeat, || {
         dwpose::pose_frame(&nets, frame, Parts::BodyFace, device).map(|_| ())
     })?;
+    let people = dwpose::estimate_poses(&nets, frame, device)?.people().len();
     Ok(PoseTiming {
         detector,
         estimator_person,
         pose_frame,
+        people,
     })
 }

@@ -53,8 +53,12 @@ pub fn pose_frame(
     Ok(draw_poses(&estimate_poses(nets, frame, device)?, parts))
 }
 
-/// The people in `frame` (RGB): `Wholebody.__call__` on the working picture. All crops go
-/// to the estimator in one batch; the reference runs them one at a time.
+/// Person crops per estimator batch: a crowd must not need gigabytes of crops at once
+/// (each is 3×384×288 f32, 1.3 MB, plus the network's activations).
+const MAX_CROPS_PER_BATCH: usize = 16;
+
+/// The people in `frame` (RGB): `Wholebody.__call__` on the working picture. Crops go to
+/// the estimator in batches; the reference runs them one at a time.
 pub fn estimate_poses(
     nets: &dyn PoseNetworks,
     frame: &Frame,
@@ -88,9 +92,17 @@ pub fn estimate_poses(
     .iter()
     .map(|b| CropBox::new(*b, size))
     .collect();
-    let crops = estimate::crops(&work, &crop_boxes, size, device)?;
-    let (simcc_x, simcc_y) = nets.estimate(&crops)?;
-    let decoded = estimate::decode_all(&simcc_x, &simcc_y, crop_boxes.len(), keypoints::WHOLEBODY)?;
+    let mut decoded = Vec::with_capacity(crop_boxes.len());
+    for chunk in crop_boxes.chunks(MAX_CROPS_PER_BATCH) {
+        let crops = estimate::crops(&work, chunk, size, device)?;
+        let (simcc_x, simcc_y) = nets.estimate(&crops)?;
+        decoded.extend(estimate::decode_all(
+            &simcc_x,
+            &simcc_y,
+            chunk.len(),
+            keypoints::WHOLEBODY,
+        )?);
+    }
     let people = decoded
         .iter()
         .zip(&crop_boxes)
