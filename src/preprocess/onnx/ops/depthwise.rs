@@ -5,10 +5,17 @@
 
 use candle_core::{DType, Device, Tensor};
 
+use super::conv::{Geometry, finish};
 use super::util::{msg, strided};
 
 /// A constant depthwise weight `(c_out, 1, kh, kw)`, prepared for its device.
 pub(crate) enum Depthwise {
+    /// The runner's CUDA kernel (bias and SiLU included).
+    #[cfg(feature = "cuda")]
+    Kernel {
+        kernels: std::sync::Arc<super::cuda::Kernels>,
+        w: Tensor,
+    },
     /// Per tap, `(1, c_out, 1, 1)` on the GPU.
     Taps { taps: Vec<Tensor>, c_out: usize },
     /// The weight as f32 values on the CPU.
@@ -29,6 +36,13 @@ impl Depthwise {
             return Ok(Self::Cpu { w, c_out, kh, kw });
         }
         let w = w.to_device(device)?;
+        #[cfg(feature = "cuda")]
+        if let Ok(kernels) = super::cuda::kernels(device) {
+            return Ok(Self::Kernel {
+                kernels,
+                w: w.to_dtype(DType::F32)?.contiguous()?,
+            });
+        }
         let mut taps = Vec::with_capacity(kh * kw);
         for i in 0..kh {
             for j in 0..kw {
@@ -43,17 +57,40 @@ impl Depthwise {
         Ok(Self::Taps { taps, c_out })
     }
 
-    /// The convolution of `x` `(n, c, h, w)`; `pads` per spatial axis (begin, end).
+    /// `silu?(conv(x) + bias)` for `x` `(n, c, h, w)`; `bias` is `(1, c_out, 1, 1)`.
     pub(crate) fn run(
         &self,
         x: &Tensor,
-        kernel: &[usize],
-        strides: &[usize],
-        dilations: &[usize],
-        pads: &[(usize, usize)],
+        geo: &Geometry,
+        bias: Option<&Tensor>,
+        silu: bool,
     ) -> candle_core::Result<Tensor> {
+        let y = self.conv(x, geo, bias, silu)?;
+        match self {
+            #[cfg(feature = "cuda")]
+            Self::Kernel { .. } => Ok(y),
+            _ => finish(y, bias, silu),
+        }
+    }
+
+    /// The convolution alone (with bias and SiLU for the CUDA kernel).
+    fn conv(
+        &self,
+        x: &Tensor,
+        geo: &Geometry,
+        bias: Option<&Tensor>,
+        silu: bool,
+    ) -> candle_core::Result<Tensor> {
+        let Geometry {
+            kernel,
+            strides,
+            dilations,
+            pads,
+        } = *geo;
         let (n, c, h, w) = x.dims4()?;
         let c_out = match self {
+            #[cfg(feature = "cuda")]
+            Self::Kernel { w, .. } => w.dim(0)?,
             Self::Taps { c_out, .. } | Self::Cpu { c_out, .. } => *c_out,
         };
         if c_out % c != 0 {
@@ -72,7 +109,20 @@ impl Depthwise {
         }
         let ho = (hp - span(0)) / strides[0] + 1;
         let wo = (wp - span(1)) / strides[1] + 1;
+        let _ = (bias, silu);
         match self {
+            #[cfg(feature = "cuda")]
+            Self::Kernel { kernels, w } => {
+                let shape = super::cuda::DepthwiseShape {
+                    kernel: (kernel[0], kernel[1]),
+                    stride: (strides[0], strides[1]),
+                    dilation: (dilations[0], dilations[1]),
+                    pad: (pads[0].0, pads[1].0),
+                    out: (ho, wo),
+                };
+                let b = bias.map(|b| b.flatten_all()).transpose()?;
+                kernels.depthwise(x, w, b.as_ref(), silu, &shape)
+            }
             Self::Taps { taps, .. } => {
                 let mut x = x.clone();
                 for (i, &(a, b)) in pads.iter().enumerate() {
@@ -103,7 +153,7 @@ impl Depthwise {
             }
             Self::Cpu { w: wv, kh, kw, .. } => {
                 let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-                let geo = Geometry {
+                let geo = Plane {
                     h,
                     w,
                     ho,
@@ -144,7 +194,7 @@ impl Depthwise {
 }
 
 /// Sizes and steps of one depthwise plane.
-struct Geometry {
+struct Plane {
     h: usize,
     w: usize,
     ho: usize,
@@ -157,7 +207,7 @@ struct Geometry {
     pad: (usize, usize),
 }
 
-impl Geometry {
+impl Plane {
     /// `out` (ho × wo) = the correlation of `src` (h × w, zero outside) with `taps`.
     fn plane(&self, src: &[f32], taps: &[f32], out: &mut [f32]) {
         let (sh, sw) = self.stride;
