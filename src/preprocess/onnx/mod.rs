@@ -115,9 +115,25 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Xor",
 ];
 
+/// Where a profiled run spent its time: `(kind, seconds, nodes)` per op type (Conv split
+/// by kernel size, depthwise and fused SiLU), slowest first.
+pub type Profile = Vec<(String, f64, usize)>;
+
 /// A loaded ONNX graph.
 pub struct OnnxModel {
     plan: graph::Plan,
+}
+
+impl std::fmt::Debug for OnnxModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnnxModel")
+            .field("file", &self.plan.file)
+            .field("device", &self.plan.device)
+            .field("inputs", &self.inputs())
+            .field("outputs", &self.output_names())
+            .field("nodes", &self.plan.steps.len())
+            .finish()
+    }
 }
 
 impl OnnxModel {
@@ -156,12 +172,8 @@ impl OnnxModel {
     }
 
     /// Like [`Self::run`], but waits for the device after every node and also returns
-    /// where the time went: `(kind, seconds, nodes)` per op type (Conv split by kernel),
-    /// slowest first. For diagnosis; slower than `run`.
-    pub fn profile(
-        &self,
-        inputs: &[Tensor],
-    ) -> candle_core::Result<(Vec<Tensor>, Vec<(String, f64, usize)>)> {
+    /// where the time went. For diagnosis; slower than `run`.
+    pub fn profile(&self, inputs: &[Tensor]) -> candle_core::Result<(Vec<Tensor>, Profile)> {
         exec::run_profiled(&self.plan, inputs)
     }
 }

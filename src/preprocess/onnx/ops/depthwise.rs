@@ -166,10 +166,12 @@ impl Depthwise {
                 };
                 let mut out = vec![0f32; n * c_out * ho * wo];
                 let planes = n * c_out;
-                let threads = std::thread::available_parallelism()
-                    .map(|t| t.get())
-                    .unwrap_or(1)
+                // candle's thread count, but no thread for less than ~1M multiply-adds:
+                // spawning costs more than small planes take.
+                let macs = planes * ho * wo * geo.kh * geo.kw;
+                let threads = candle_core::utils::get_num_threads()
                     .min(planes)
+                    .min(macs / (1 << 20) + 1)
                     .max(1);
                 let per = planes.div_ceil(threads);
                 let m = c_out / c;
