@@ -6,8 +6,10 @@
 //!
 //! At load, nodes that depend only on constants are evaluated once, each node's
 //! attributes and constant inputs are parsed (weights uploaded once), `x * sigmoid(x)` is
-//! fused into SiLU, and each intermediate value gets a last reader after which it is
-//! freed. Shape arithmetic (Shape and what is computed from it) stays on the CPU as i64;
+//! fused into SiLU and a SiLU into the Conv before it, and each intermediate value gets a
+//! last reader after which it is freed. On a GPU, depthwise convolutions and a Conv's
+//! bias + SiLU run in the runner's own kernels (compiled with NVRTC at the first load;
+//! candle's ops where that fails). Shape arithmetic (Shape and what is computed from it) stays on the CPU as i64;
 //! everything else runs in f32 on the model's device.
 
 mod exec;

@@ -1,7 +1,8 @@
 //! Depthwise convolution (one input channel per group; RTMPose's 5×5 convolutions).
-//! candle runs a grouped convolution as one convolution per group, so on a GPU this is a
+//! candle runs a grouped convolution as one convolution per group. On a GPU this is the
+//! runner's own kernel (`cuda.rs`, bias and SiLU included), or where NVRTC is missing a
 //! sum over the kernel taps of shifted windows times per-channel weights (a few dozen
-//! kernels instead of hundreds), and on the CPU a direct loop over channel planes.
+//! candle kernels); on the CPU a direct loop over channel planes.
 
 use candle_core::{DType, Device, Tensor};
 
