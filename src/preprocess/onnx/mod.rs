@@ -9,8 +9,8 @@
 //! fused into SiLU and a SiLU into the Conv before it, and each intermediate value gets a
 //! last reader after which it is freed. On a GPU, depthwise convolutions and a Conv's
 //! bias + SiLU run in the runner's own kernels (compiled with NVRTC at the first load;
-//! candle's ops where that fails). Shape arithmetic (Shape and what is computed from it) stays on the CPU as i64;
-//! everything else runs in f32 on the model's device.
+//! candle's ops where that fails). Shape arithmetic (Shape and what is computed from
+//! it) stays on the CPU as i64; everything else runs in f32 on the model's device.
 
 mod exec;
 mod fuse;
