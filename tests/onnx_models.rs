@@ -263,8 +263,7 @@ fn operators_match_onnxruntime() {
 fn unsupported_operators_are_refused_at_load() {
     let path = data_dir().join("unsupported.onnx");
     let err = OnnxModel::load(&path, &Device::Cpu)
-        .err()
-        .expect("a graph with Einsum and TopK must be refused")
+        .expect_err("a graph with Einsum and TopK must be refused")
         .to_string();
     eprintln!("{err}");
     for needle in ["unsupported.onnx", "Einsum", "TopK", "mode=cubic"] {
@@ -276,8 +275,7 @@ fn unsupported_operators_are_refused_at_load() {
 #[test]
 fn external_data_is_refused_at_load() {
     let err = OnnxModel::load(&data_dir().join("external_data.onnx"), &Device::Cpu)
-        .err()
-        .expect("external data must be refused")
+        .expect_err("external data must be refused")
         .to_string();
     eprintln!("{err}");
     assert!(err.contains("external_data.bin"), "{err}");
@@ -287,8 +285,7 @@ fn external_data_is_refused_at_load() {
 #[test]
 fn bad_files_and_inputs_are_errors() {
     let err = OnnxModel::load(&data_dir().join("README.md"), &Device::Cpu)
-        .err()
-        .expect("a README is no model")
+        .expect_err("a README is no model")
         .to_string();
     assert!(
         err.contains("README.md") && err.contains("not an ONNX model"),
@@ -297,7 +294,7 @@ fn bad_files_and_inputs_are_errors() {
     let model =
         OnnxModel::load(&data_dir().join("yolox_small_opset17.onnx"), &Device::Cpu).unwrap();
     let wrong = Tensor::zeros((1, 3, 64, 64), DType::F32, &Device::Cpu).unwrap();
-    let err = model.run(&[wrong]).err().expect("wrong size").to_string();
+    let err = model.run(&[wrong]).expect_err("wrong size").to_string();
     assert!(
         err.contains("'images'") && err.contains("[1, 3, 96, 64]"),
         "{err}"

@@ -6,10 +6,8 @@ use std::time::Instant;
 
 use candle_core::Tensor;
 
+use super::Profile;
 use super::graph::{Plan, ValueRef};
-
-/// Time spent per kind of step: `(kind, seconds, steps)`.
-pub(crate) type Profile = Vec<(String, f64, usize)>;
 
 /// Runs `plan` on `inputs` (in the order of `plan.inputs`).
 pub(crate) fn run(plan: &Plan, inputs: &[Tensor]) -> candle_core::Result<Vec<Tensor>> {
@@ -123,7 +121,7 @@ fn run_inner(
             ValueRef::Slot(s) => slots[*s]
                 .take()
                 .ok_or_else(|| fail(format!("output '{name}' was not computed")))
-                .and_then(|t| Ok(t.contiguous()?)),
+                .and_then(|t| t.contiguous()),
         })
         .collect()
 }

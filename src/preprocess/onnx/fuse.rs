@@ -1,9 +1,10 @@
-//! Graph rewrites before compiling: drop nodes no output depends on, and fuse
-//! `x * Sigmoid(x)` (SiLU as the exporters write it) into one node.
+//! Graph rewrites before compiling: drop nodes no output depends on, fuse
+//! `x * Sigmoid(x)` (SiLU as the exporters write it) into one node, and that SiLU into
+//! the convolution before it.
 
 use std::collections::{HashMap, HashSet};
 
-use super::ops::SILU;
+use super::ops::{CONV_SILU, SILU};
 use super::proto::NodeProto;
 
 /// The nodes that some graph output depends on, in their order.
@@ -88,6 +89,55 @@ pub(crate) fn fuse_silu(nodes: Vec<NodeProto>, outputs: &[String]) -> Vec<NodePr
         .collect()
 }
 
+/// Replaces each Conv whose only reader is a SiLU (from [`fuse_silu`]) by one node that
+/// applies the SiLU with the bias: one pass over the output instead of two.
+pub(crate) fn fuse_conv_silu(nodes: Vec<NodeProto>, outputs: &[String]) -> Vec<NodeProto> {
+    let mut uses: HashMap<&str, usize> = HashMap::new();
+    for n in &nodes {
+        for i in n.input.iter().filter(|s| !s.is_empty()) {
+            *uses.entry(i.as_str()).or_default() += 1;
+        }
+    }
+    for o in outputs {
+        *uses.entry(o.as_str()).or_default() += 1;
+    }
+    let default_domain = |n: &NodeProto| n.domain.is_empty() || n.domain == "ai.onnx";
+    // Conv output name -> node index, for convolutions read once.
+    let convs: HashMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| {
+            n.op_type == "Conv"
+                && default_domain(n)
+                && n.output.len() == 1
+                && uses.get(n.output[0].as_str()) == Some(&1)
+        })
+        .map(|(i, n)| (n.output[0].as_str(), i))
+        .collect();
+    let mut merged: HashMap<usize, String> = HashMap::new();
+    let mut drop = HashSet::new();
+    for (i, n) in nodes.iter().enumerate() {
+        if n.op_type == SILU
+            && let Some(&ci) = n.input.first().and_then(|x| convs.get(x.as_str()))
+        {
+            merged.insert(ci, n.output[0].clone());
+            drop.insert(i);
+        }
+    }
+    nodes
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !drop.contains(i))
+        .map(|(i, mut n)| {
+            if let Some(out) = merged.remove(&i) {
+                n.op_type = CONV_SILU.to_string();
+                n.output = vec![out];
+            }
+            n
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +168,11 @@ mod tests {
         assert_eq!(ops, ["Conv", SILU, "Sigmoid", "Mul", "Add"]);
         assert_eq!(out[1].input, vec!["a".to_string()]);
         assert_eq!(out[1].output, vec!["b".to_string()]);
+        // Then the SiLU joins the convolution.
+        let out = fuse_conv_silu(out, &["y".to_string()]);
+        let ops: Vec<&str> = out.iter().map(|n| n.op_type.as_str()).collect();
+        assert_eq!(ops, [CONV_SILU, "Sigmoid", "Mul", "Add"]);
+        assert_eq!(out[0].output, vec!["b".to_string()]);
     }
 
     #[test]

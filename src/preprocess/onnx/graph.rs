@@ -8,8 +8,8 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use prost::Message;
 
-use super::fuse::{fuse_silu, live_nodes};
-use super::ops::{NodeCtx, Op, compile};
+use super::fuse::{fuse_conv_silu, fuse_silu, live_nodes};
+use super::ops::{CONV_SILU, NodeCtx, Op, compile};
 use super::proto::{ModelProto, NodeProto, ValueInfoProto};
 use super::tensor::{dtype_of, read_tensor, type_name};
 
@@ -175,6 +175,7 @@ pub(crate) fn load(path: &Path, device: &Device) -> candle_core::Result<Plan> {
     }
     let output_names: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
     let nodes = fuse_silu(live_nodes(graph.node, &output_names), &output_names);
+    let nodes = fuse_conv_silu(nodes, &output_names);
 
     let cpu = Device::Cpu;
     let mut steps: Vec<Step> = Vec::new();
@@ -425,7 +426,8 @@ pub(crate) fn load(path: &Path, device: &Device) -> candle_core::Result<Plan> {
 /// The profile bucket of `node`: its op type, and for a Conv the kernel size and whether
 /// it is depthwise.
 fn kind_of(node: &NodeProto, known: &HashMap<String, Known>) -> String {
-    if node.op_type != "Conv" {
+    let silu = node.op_type == CONV_SILU;
+    if node.op_type != "Conv" && !silu {
         return node.op_type.clone();
     }
     let group = node
@@ -446,10 +448,11 @@ fn kind_of(node: &NodeProto, known: &HashMap<String, Known>) -> String {
         Some(Known::Const(w)) => group > 1 && w.dims().get(1) == Some(&1),
         _ => false,
     };
+    let act = if silu { "+SiLU" } else { "" };
     match (group, depthwise) {
-        (1, _) => format!("Conv {kernel}"),
-        (_, true) => format!("Conv {kernel} depthwise"),
-        _ => format!("Conv {kernel} grouped"),
+        (1, _) => format!("Conv {kernel}{act}"),
+        (_, true) => format!("Conv {kernel} depthwise{act}"),
+        _ => format!("Conv {kernel} grouped{act}"),
     }
 }
 

@@ -6,9 +6,11 @@
 //!
 //! At load, nodes that depend only on constants are evaluated once, each node's
 //! attributes and constant inputs are parsed (weights uploaded once), `x * sigmoid(x)` is
-//! fused into SiLU, and each intermediate value gets a last reader after which it is
-//! freed. Shape arithmetic (Shape and what is computed from it) stays on the CPU as i64;
-//! everything else runs in f32 on the model's device.
+//! fused into SiLU and a SiLU into the Conv before it, and each intermediate value gets a
+//! last reader after which it is freed. On a GPU, depthwise convolutions and a Conv's
+//! bias + SiLU run in the runner's own kernels (compiled with NVRTC at the first load;
+//! candle's ops where that fails). Shape arithmetic (Shape and what is computed from
+//! it) stays on the CPU as i64; everything else runs in f32 on the model's device.
 
 mod exec;
 mod fuse;
@@ -115,9 +117,25 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Xor",
 ];
 
+/// Where a profiled run spent its time: `(kind, seconds, nodes)` per op type (Conv split
+/// by kernel size, depthwise and fused SiLU), slowest first.
+pub type Profile = Vec<(String, f64, usize)>;
+
 /// A loaded ONNX graph.
 pub struct OnnxModel {
     plan: graph::Plan,
+}
+
+impl std::fmt::Debug for OnnxModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnnxModel")
+            .field("file", &self.plan.file)
+            .field("device", &self.plan.device)
+            .field("inputs", &self.inputs())
+            .field("outputs", &self.output_names())
+            .field("nodes", &self.plan.steps.len())
+            .finish()
+    }
 }
 
 impl OnnxModel {
@@ -156,12 +174,8 @@ impl OnnxModel {
     }
 
     /// Like [`Self::run`], but waits for the device after every node and also returns
-    /// where the time went: `(kind, seconds, nodes)` per op type (Conv split by kernel),
-    /// slowest first. For diagnosis; slower than `run`.
-    pub fn profile(
-        &self,
-        inputs: &[Tensor],
-    ) -> candle_core::Result<(Vec<Tensor>, Vec<(String, f64, usize)>)> {
+    /// where the time went. For diagnosis; slower than `run`.
+    pub fn profile(&self, inputs: &[Tensor]) -> candle_core::Result<(Vec<Tensor>, Profile)> {
         exec::run_profiled(&self.plan, inputs)
     }
 }

@@ -4,7 +4,7 @@ use candle_core::Tensor;
 
 use super::depthwise::Depthwise;
 use super::util::{input, msg, strided};
-use super::{Compiled, NodeCtx, Op};
+use super::{CONV_SILU, Compiled, NodeCtx, Op};
 
 /// How `pads` are chosen.
 #[derive(Clone, Copy, PartialEq)]
@@ -94,6 +94,11 @@ struct Conv {
     group: usize,
     /// The depthwise fast path (one input channel per group, constant weight).
     depthwise: Option<Depthwise>,
+    /// SiLU after the bias (a Conv whose only reader was a SiLU, fused at load).
+    silu: bool,
+    /// The runner's CUDA kernels, when the op runs on a GPU that has them.
+    #[cfg(feature = "cuda")]
+    kernels: Option<std::sync::Arc<super::cuda::Kernels>>,
 }
 
 /// Conv: X, W, optional B.
@@ -173,7 +178,12 @@ pub(crate) fn conv(ctx: &NodeCtx) -> Compiled {
         }
         _ => None,
     };
+    #[cfg(feature = "cuda")]
+    let kernels = super::cuda::kernels(dev).ok();
     Ok(Box::new(Conv {
+        silu: ctx.op_type == CONV_SILU,
+        #[cfg(feature = "cuda")]
+        kernels,
         weight,
         bias,
         kernel,
@@ -211,11 +221,6 @@ impl Op for Conv {
         let pads = self
             .auto_pad
             .pads(&explicit, &x.dims()[2..], &kernel, &strides, &dilations);
-        let y = if let Some(dw) = &self.depthwise {
-            dw.run(x, &kernel, &strides, &dilations, &pads)?
-        } else {
-            plain(x, &w, &kernel, &strides, &dilations, &pads, self.group)?
-        };
         let bias = match (&self.bias, inputs.get(2).and_then(|b| b.as_ref())) {
             (Some(b), _) => Some(b.clone()),
             (None, Some(b)) => {
@@ -225,11 +230,53 @@ impl Op for Conv {
             }
             (None, None) => None,
         };
-        Ok(vec![match bias {
-            Some(b) => y.broadcast_add(&b)?,
-            None => y,
-        }])
+        if let Some(dw) = &self.depthwise {
+            let geo = Geometry {
+                kernel: &kernel,
+                strides: &strides,
+                dilations: &dilations,
+                pads: &pads,
+            };
+            return Ok(vec![dw.run(x, &geo, bias.as_ref(), self.silu)?]);
+        }
+        let y = plain(x, &w, &kernel, &strides, &dilations, &pads, self.group)?;
+        Ok(vec![self.finish(y, bias.as_ref())?])
     }
+}
+
+/// A 2-D convolution's kernel size, strides, dilations and (begin, end) pads per axis.
+pub(crate) struct Geometry<'a> {
+    pub kernel: &'a [usize],
+    pub strides: &'a [usize],
+    pub dilations: &'a [usize],
+    pub pads: &'a [(usize, usize)],
+}
+
+impl Conv {
+    /// `y + bias`, then SiLU if fused: one kernel on a GPU with the runner's kernels.
+    fn finish(&self, y: Tensor, bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
+        if bias.is_none() && !self.silu {
+            return Ok(y);
+        }
+        #[cfg(feature = "cuda")]
+        if let Some(k) = &self.kernels
+            && y.dtype() == candle_core::DType::F32
+            && y.device().is_cuda()
+        {
+            let flat = bias.map(|b| b.flatten_all()).transpose()?;
+            return k.bias_act(&y, flat.as_ref(), self.silu);
+        }
+        finish(y, bias, self.silu)
+    }
+}
+
+/// `y + bias` (a `(1, c, 1…)` tensor), then SiLU if asked, with candle's ops.
+pub(crate) fn finish(y: Tensor, bias: Option<&Tensor>, silu: bool) -> candle_core::Result<Tensor> {
+    let y = match bias {
+        Some(b) => y.broadcast_add(b)?,
+        None => y,
+    };
+    if silu { y.silu() } else { Ok(y) }
 }
 
 /// A convolution through candle: symmetric padding and equal strides go to its kernels;

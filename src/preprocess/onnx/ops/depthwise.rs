@@ -1,14 +1,22 @@
 //! Depthwise convolution (one input channel per group; RTMPose's 5×5 convolutions).
-//! candle runs a grouped convolution as one convolution per group, so on a GPU this is a
+//! candle runs a grouped convolution as one convolution per group. On a GPU this is the
+//! runner's own kernel (`cuda.rs`, bias and SiLU included), or where NVRTC is missing a
 //! sum over the kernel taps of shifted windows times per-channel weights (a few dozen
-//! kernels instead of hundreds), and on the CPU a direct loop over channel planes.
+//! candle kernels); on the CPU a direct loop over channel planes.
 
 use candle_core::{DType, Device, Tensor};
 
+use super::conv::{Geometry, finish};
 use super::util::{msg, strided};
 
 /// A constant depthwise weight `(c_out, 1, kh, kw)`, prepared for its device.
 pub(crate) enum Depthwise {
+    /// The runner's CUDA kernel (bias and SiLU included).
+    #[cfg(feature = "cuda")]
+    Kernel {
+        kernels: std::sync::Arc<super::cuda::Kernels>,
+        w: Tensor,
+    },
     /// Per tap, `(1, c_out, 1, 1)` on the GPU.
     Taps { taps: Vec<Tensor>, c_out: usize },
     /// The weight as f32 values on the CPU.
@@ -29,6 +37,13 @@ impl Depthwise {
             return Ok(Self::Cpu { w, c_out, kh, kw });
         }
         let w = w.to_device(device)?;
+        #[cfg(feature = "cuda")]
+        if let Ok(kernels) = super::cuda::kernels(device) {
+            return Ok(Self::Kernel {
+                kernels,
+                w: w.to_dtype(DType::F32)?.contiguous()?,
+            });
+        }
         let mut taps = Vec::with_capacity(kh * kw);
         for i in 0..kh {
             for j in 0..kw {
@@ -43,17 +58,40 @@ impl Depthwise {
         Ok(Self::Taps { taps, c_out })
     }
 
-    /// The convolution of `x` `(n, c, h, w)`; `pads` per spatial axis (begin, end).
+    /// `silu?(conv(x) + bias)` for `x` `(n, c, h, w)`; `bias` is `(1, c_out, 1, 1)`.
     pub(crate) fn run(
         &self,
         x: &Tensor,
-        kernel: &[usize],
-        strides: &[usize],
-        dilations: &[usize],
-        pads: &[(usize, usize)],
+        geo: &Geometry,
+        bias: Option<&Tensor>,
+        silu: bool,
     ) -> candle_core::Result<Tensor> {
+        let y = self.conv(x, geo, bias, silu)?;
+        match self {
+            #[cfg(feature = "cuda")]
+            Self::Kernel { .. } => Ok(y),
+            _ => finish(y, bias, silu),
+        }
+    }
+
+    /// The convolution alone (with bias and SiLU for the CUDA kernel).
+    fn conv(
+        &self,
+        x: &Tensor,
+        geo: &Geometry,
+        bias: Option<&Tensor>,
+        silu: bool,
+    ) -> candle_core::Result<Tensor> {
+        let Geometry {
+            kernel,
+            strides,
+            dilations,
+            pads,
+        } = *geo;
         let (n, c, h, w) = x.dims4()?;
         let c_out = match self {
+            #[cfg(feature = "cuda")]
+            Self::Kernel { w, .. } => w.dim(0)?,
             Self::Taps { c_out, .. } | Self::Cpu { c_out, .. } => *c_out,
         };
         if c_out % c != 0 {
@@ -72,7 +110,20 @@ impl Depthwise {
         }
         let ho = (hp - span(0)) / strides[0] + 1;
         let wo = (wp - span(1)) / strides[1] + 1;
+        let _ = (bias, silu);
         match self {
+            #[cfg(feature = "cuda")]
+            Self::Kernel { kernels, w } => {
+                let shape = super::cuda::DepthwiseShape {
+                    kernel: (kernel[0], kernel[1]),
+                    stride: (strides[0], strides[1]),
+                    dilation: (dilations[0], dilations[1]),
+                    pad: (pads[0].0, pads[1].0),
+                    out: (ho, wo),
+                };
+                let b = bias.map(|b| b.flatten_all()).transpose()?;
+                kernels.depthwise(x, w, b.as_ref(), silu, &shape)
+            }
             Self::Taps { taps, .. } => {
                 let mut x = x.clone();
                 for (i, &(a, b)) in pads.iter().enumerate() {
@@ -103,7 +154,7 @@ impl Depthwise {
             }
             Self::Cpu { w: wv, kh, kw, .. } => {
                 let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-                let geo = Geometry {
+                let geo = Plane {
                     h,
                     w,
                     ho,
@@ -116,10 +167,12 @@ impl Depthwise {
                 };
                 let mut out = vec![0f32; n * c_out * ho * wo];
                 let planes = n * c_out;
-                let threads = std::thread::available_parallelism()
-                    .map(|t| t.get())
-                    .unwrap_or(1)
+                // candle's thread count, but no thread for less than ~1M multiply-adds:
+                // spawning costs more than small planes take.
+                let macs = planes * ho * wo * geo.kh * geo.kw;
+                let threads = candle_core::utils::get_num_threads()
                     .min(planes)
+                    .min(macs / (1 << 20) + 1)
                     .max(1);
                 let per = planes.div_ceil(threads);
                 let m = c_out / c;
@@ -144,7 +197,7 @@ impl Depthwise {
 }
 
 /// Sizes and steps of one depthwise plane.
-struct Geometry {
+struct Plane {
     h: usize,
     w: usize,
     ho: usize,
@@ -157,7 +210,7 @@ struct Geometry {
     pad: (usize, usize),
 }
 
-impl Geometry {
+impl Plane {
     /// `out` (ho × wo) = the correlation of `src` (h × w, zero outside) with `taps`.
     fn plane(&self, src: &[f32], taps: &[f32], out: &mut [f32]) {
         let (sh, sw) = self.stride;

@@ -380,9 +380,9 @@ impl Op for Pow {
     fn run(&self, inputs: &[Option<Tensor>]) -> candle_core::Result<Vec<Tensor>> {
         let x = input(inputs, 0)?;
         let y = match self.exponent {
-            Some(e) if e == 1.0 => x.clone(),
-            Some(e) if e == 2.0 => x.sqr()?,
-            Some(e) if e == 0.5 => x.sqrt()?,
+            Some(1.0) => x.clone(),
+            Some(2.0) => x.sqr()?,
+            Some(0.5) => x.sqrt()?,
             Some(e) => x.powf(e)?,
             None => {
                 let v = same_device(&[x, input(inputs, 1)?])?;

@@ -3,6 +3,8 @@
 //! computes.
 
 mod conv;
+#[cfg(feature = "cuda")]
+mod cuda;
 mod depthwise;
 mod elementwise;
 mod linalg;
@@ -35,6 +37,9 @@ pub(crate) type Compiled = Result<Box<dyn Op>, String>;
 /// The op type of the SiLU node the loader makes of `x * Sigmoid(x)`.
 pub(crate) const SILU: &str = "vaced.Silu";
 
+/// The op type of a Conv followed by SiLU, fused by the loader.
+pub(crate) const CONV_SILU: &str = "vaced.ConvSilu";
+
 /// Compiles the node described by `ctx`.
 pub(crate) fn compile(ctx: &NodeCtx) -> Compiled {
     use elementwise as e;
@@ -50,7 +55,7 @@ pub(crate) fn compile(ctx: &NodeCtx) -> Compiled {
         "Pow" => e::pow(ctx),
         "Max" | "Min" | "Sum" | "Mean" => e::variadic(ctx),
         "Where" => e::where_(ctx),
-        "Conv" => conv::conv(ctx),
+        "Conv" | CONV_SILU => conv::conv(ctx),
         "BatchNormalization" => norm::batch_norm(ctx),
         "LayerNormalization" => norm::layer_norm(ctx),
         "InstanceNormalization" => norm::instance_norm(ctx),
