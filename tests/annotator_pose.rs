@@ -151,8 +151,7 @@ fn a_broken_weights_file_is_refused_at_load() {
     let path = dir.path().join("yolox_l.onnx");
     std::fs::write(&path, b"not a protobuf at all").unwrap();
     let err = OnnxPoseNetworks::load_detector(&path, &common::test_device())
-        .err()
-        .expect("a broken file must not load")
+        .expect_err("a broken file must not load")
         .to_string();
     assert!(err.contains("yolox_l.onnx"), "{err}");
 }
