@@ -1,7 +1,7 @@
 //! `extension`: kept frames or clips in place, grey 127 with mask 255 in between (the
 //! reference's FrameRefExpandAnnotator), to exactly the result's frame count.
 
-use image::imageops::{self, FilterType};
+use super::cv::{self, Interpolation};
 
 use super::mask::{Mask, paste};
 use super::{EXTENSION_GREY, PreparedVideo};
@@ -54,8 +54,8 @@ pub fn extend(
 }
 
 /// `frame` scaled to fit inside `width`×`height` (sizes truncated, as `int(w·ratio)`) and
-/// centred on white; unchanged when it already has that size. The reference resizes with
-/// OpenCV's INTER_AREA; an antialiased triangle filter is the closest `image` offers.
+/// centred on white; unchanged when it already has that size. Resized with OpenCV's
+/// INTER_AREA, as the reference does.
 pub fn letterbox(frame: &Frame, width: usize, height: usize) -> Frame {
     if (frame.width, frame.height) == (width, height) || frame.width == 0 || frame.height == 0 {
         return frame.clone();
@@ -66,12 +66,7 @@ pub fn letterbox(frame: &Frame, width: usize, height: usize) -> Frame {
     );
     let new_w = ((frame.width as f64 * ratio) as usize).clamp(1, width);
     let new_h = ((frame.height as f64 * ratio) as usize).clamp(1, height);
-    let resized = Frame::from_image(imageops::resize(
-        &frame.to_image(),
-        new_w as u32,
-        new_h as u32,
-        FilterType::Triangle,
-    ));
+    let resized = cv::resize(frame, new_w, new_h, Interpolation::Area);
     let mut canvas = Frame::filled(width, height, [255; 3]);
     paste(
         &mut canvas,
