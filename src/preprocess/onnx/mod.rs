@@ -16,7 +16,7 @@ mod exec;
 mod fuse;
 mod graph;
 mod ops;
-mod proto;
+pub(crate) mod proto;
 mod tensor;
 
 use std::path::Path;
