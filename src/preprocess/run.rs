@@ -293,29 +293,28 @@ fn pose_control(
     ctx: &Context,
     frames: &[Frame],
 ) -> Result<PreparedVideo, Error> {
-    let nets = OnnxPoseNetworks::new(
-        load_weights(
-            task,
-            Weights::PoseDetector,
-            ctx,
-            OnnxPoseNetworks::load_detector,
-        )?,
-        load_weights(
-            task,
-            Weights::PoseEstimator,
-            ctx,
-            OnnxPoseNetworks::load_estimator,
-        )?,
-    );
-    let controls = frames
-        .iter()
-        .map(|f| dwpose::pose_frame(&nets, f, parts, ctx.device))
-        .collect::<candle_core::Result<Vec<_>>>()
-        .map_err(|e| Error::Annotator {
-            task,
-            source: Box::new(e),
-        })?;
-    Ok(PreparedVideo::control(controls))
+    let detector = load_weights(
+        task,
+        Weights::PoseDetector,
+        ctx,
+        OnnxPoseNetworks::load_detector,
+    )?;
+    network_control(
+        task,
+        Weights::PoseEstimator,
+        ctx,
+        frames,
+        |path, device| {
+            let estimator = OnnxPoseNetworks::load_estimator(path, device)?;
+            Ok(OnnxPoseNetworks::new(detector, estimator))
+        },
+        |nets, frames| {
+            frames
+                .iter()
+                .map(|f| dwpose::pose_frame(nets, f, parts, ctx.device))
+                .collect()
+        },
+    )
 }
 
 /// An annotator network loaded from its weights in the annotator folder.
