@@ -2,7 +2,8 @@
 
 build.rs runs this for `--features cuda` builds (no GPU needed). It writes one cubin per
 kernel variant into OUT_DIR and `kernels.rs`, four tables the Rust engine embeds
-(src/engine/cuda_kernels.rs): ATTENTION (kernels/flash_attention.py), FUSED
+(src/engine/cuda_kernels.rs): ATTENTION (kernels/flash_attention.py, and the warp-specialised
+Gluon kernels of kernels/flash_attention_ws.py, whose Q/K/V are TMA descriptors), FUSED
 (kernels/fused_ops.py, kernels/channel_norm.py, the splitters of kernels/causal_conv.py, the
 quantizers of kernels/quantized_attention.py), CONV (kernels/causal_conv.py) and
 QUANTIZED_ATTENTION (kernels/quantized_attention.py). A cubin's parameters are its kernel's
@@ -17,27 +18,35 @@ from pathlib import Path
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
+from triton.experimental.gluon._runtime import GluonASTSource
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import causal_conv  # noqa: E402
 import channel_norm  # noqa: E402
 import flash_attention  # noqa: E402
+import flash_attention_ws  # noqa: E402
 import fused_ops  # noqa: E402
 import quantized_attention  # noqa: E402
 
 
-def compile_one(out: Path, arch: int, name: str, fn, signature, constexprs, warps, stages, attrs=None):
-    src = ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=attrs or {})
-    kernel = triton.compile(src, target=GPUTarget("cuda", arch, 32),
-                            options={"num_warps": warps, "num_stages": stages})
+def compile_one(out: Path, arch: int, name: str, fn, signature, constexprs, warps, stages, attrs=None,
+                gluon=False, maxnreg=None, with_meta=False):
+    source = GluonASTSource if gluon else ASTSource
+    src = source(fn=fn, signature=signature, constexprs=constexprs, attrs=attrs or {})
+    options = {"num_warps": warps, "num_stages": stages}
+    if maxnreg is not None:
+        options["maxnreg"] = maxnreg
+    kernel = triton.compile(src, target=GPUTarget("cuda", arch, 32), options=options)
     meta = kernel.metadata
     if getattr(meta, "global_scratch_size", 0) or getattr(meta, "profile_scratch_size", 0):
         raise SystemExit(f"{name}: needs Triton scratch memory, which the Rust launcher does not provide")
     cubin = out / f"{name}.cubin"
     cubin.write_bytes(kernel.asm["cubin"])
     print(f"{name}: {meta.shared} B shared, {len(kernel.asm['cubin'])} B cubin")
-    return (f"name: {json.dumps(name)}, function: {json.dumps(meta.name)}, num_warps: {warps}, "
-            f"shared_bytes: {meta.shared}, cubin: include_bytes!({json.dumps(str(cubin.resolve()))})")
+    # Warp-specialised kernels run more warps than `num_warps` (their worker partitions).
+    image = (f"name: {json.dumps(name)}, function: {json.dumps(meta.name)}, num_warps: {meta.num_warps}, "
+             f"shared_bytes: {meta.shared}, cubin: include_bytes!({json.dumps(str(cubin.resolve()))})")
+    return (image, meta) if with_meta else image
 
 
 def main(out_dir: str, arch: int) -> None:
@@ -53,8 +62,28 @@ def main(out_dir: str, arch: int) -> None:
         image = compile_one(out, arch, f"attention_{name}", flash_attention.attention_fwd,
                             flash_attention.SIGNATURE, constexprs, warps, stages, aligned)
         image = image.replace(f'name: "attention_{name}"', f'name: "{name}"')
-        attention.append(f"    AttentionKernel {{ head_dim: {head_dim}, block_m: {block_m}, "
+        attention.append(f"    AttentionKernel {{ head_dim: {head_dim}, block_m: {block_m}, tma: None, "
                          f"image: KernelImage {{ {image} }} }},")
+    # The warp-specialised kernels come first: the first kernel of a width that can read the
+    # inputs is the default (src/engine/attention/flash_cuda.rs).
+    ws = flash_attention_ws
+    warp_specialized = []
+    ws_names = list(ws.signature(128))
+    ws_aligned = {(ws_names.index(a),): [["tt.divisibility", 16]] for a in ws.ALIGNED_ARGS}
+    for block_n, stages, pingpong in ws.VARIANTS:
+        name = f"ws_hd128_n{block_n}_s{stages}" + ("_pp" if pingpong else "")
+        image, meta = compile_one(out, arch, f"attention_{name}", ws.attention_ws, ws.signature(block_n),
+                                  {"HEAD_DIM": 128, "BLOCK_N": block_n, "STAGES": stages, "PINGPONG": pingpong},
+                                  4, 1, ws_aligned,
+                                  gluon=True, maxnreg=ws.MAXNREG, with_meta=True)
+        q_box, k_box, v_box = [d["block_size"] for d in meta.tensordesc_meta]
+        if k_box != v_box or q_box[1] != k_box[1] or any(d["swizzle"] != 3 for d in meta.tensordesc_meta):
+            raise SystemExit(f"{name}: unexpected TMA boxes {meta.tensordesc_meta}")
+        image = image.replace(f'name: "attention_{name}"', f'name: "{name}"')
+        warp_specialized.append(f"    AttentionKernel {{ head_dim: 128, block_m: {ws.CONSUMERS.value * ws.ROWS_PER_CONSUMER.value}, "
+                         f"tma: Some(TmaBoxes {{ q_rows: {q_box[0]}, kv_rows: {k_box[0]}, cols: {k_box[1]} }}), "
+                         f"image: KernelImage {{ {image} }} }},")
+    attention = warp_specialized + attention
     fused = []
     for name, (fn, signature, constexprs, warps) in [*fused_ops.variants().items(),
                                                      *causal_conv.splitters().items(),
@@ -67,7 +96,7 @@ def main(out_dir: str, arch: int) -> None:
         image = compile_one(out, arch, name, fn, signature, constexprs, warps, stages, hints)
         if fn is quantized_attention.attention_fwd:
             quantized.append(f"    AttentionKernel {{ head_dim: {constexprs['HEAD_DIM']}, "
-                             f"block_m: {constexprs['BLOCK_M']}, image: KernelImage {{ {image} }} }},")
+                             f"block_m: {constexprs['BLOCK_M']}, tma: None, image: KernelImage {{ {image} }} }},")
         else:
             fused.append(f"    KernelImage {{ {image} }},")
     conv = []

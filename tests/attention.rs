@@ -138,3 +138,49 @@ fn eight_bit_attention_stays_close_to_the_formula() {
         );
     }
 }
+
+#[test]
+fn every_bf16_kernel_matches_the_formula() {
+    // Each fused kernel of a width (the default and the alternatives `VACED_ATTENTION_KERNEL`
+    // can pick, the warp-specialised TMA ones among them) on ragged lengths, on heads split
+    // off a projection and on contiguous `[B, H, L, D]`, and with one query.
+    let dev = test_device();
+    if !(dev.is_cuda() && test_dtype() == DType::BF16) {
+        return;
+    }
+    let shapes = [
+        (2, 3, 200, 77, 128),
+        (1, 12, 1000, 512, 128),
+        (2, 2, 1, 300, 128),
+        (1, 2, 4100, 4133, 128),
+        (1, 2, 130, 513, 48),
+        (1, 4, 257, 300, 64),
+    ];
+    for (name, width) in fused_kernels() {
+        let Implementation::Fused(_) = name else {
+            continue;
+        };
+        for &(b, h, lq, lk, d) in shapes.iter().filter(|s| s.4 == width) {
+            for contiguous in [false, true] {
+                let split = |l, shift| {
+                    let t = heads(&dev, (b, h, l, d), shift);
+                    if contiguous {
+                        t.contiguous().unwrap()
+                    } else {
+                        t
+                    }
+                };
+                let (q, k, v) = (split(lq, 0.0), split(lk, 0.3), split(lk, 0.0));
+                let scale = 1.0 / (d as f64).sqrt();
+                let got = attention_with(name, &q, &k, &v, scale).unwrap();
+                assert_eq!(got.dims(), [b, h, lq, d]);
+                assert_rel(
+                    &format!("{name:?} B{b} H{h} Lq{lq} Lk{lk} D{d} contiguous {contiguous}"),
+                    &got,
+                    &plain(&q, &k, &v, scale).to_dtype(got.dtype()).unwrap(),
+                    1e-2,
+                );
+            }
+        }
+    }
+}

@@ -26,13 +26,26 @@ pub struct KernelImage {
     pub cubin: &'static [u8],
 }
 
-/// A fused attention kernel: `name` is `hd{head}_m{block_m}_n{block_n}_w{warps}_s{stages}`.
+/// A fused attention kernel: `name` is `hd{head}_m{block_m}_n{block_n}_w{warps}_s{stages}`,
+/// or `ws_hd{head}_n{block_n}_s{stages}` for the warp-specialised ones.
 #[derive(Debug)]
 pub struct AttentionKernel {
     pub head_dim: usize,
     /// Queries per program.
     pub block_m: usize,
+    /// For kernels that read q, k and v through TMA descriptors
+    /// (kernels/flash_attention_ws.py): the boxes the descriptors must be made with.
+    pub tma: Option<TmaBoxes>,
     pub image: KernelImage,
+}
+
+/// The TMA boxes of a warp-specialised attention kernel, in elements: q is read `q_rows`,
+/// k and v `kv_rows` rows at a time, `cols` columns per copy (128-byte swizzled).
+#[derive(Debug)]
+pub struct TmaBoxes {
+    pub q_rows: u32,
+    pub kv_rows: u32,
+    pub cols: u32,
 }
 
 /// A convolution kernel of the VAE (kernels/causal_conv.py): `name` is

@@ -4,9 +4,10 @@
 use std::sync::OnceLock;
 
 use candle_core::backend::BackendStorage;
-use candle_core::cuda::cudarc::driver::PushKernelArg;
+use candle_core::cuda::cudarc::driver::{DevicePtr, PushKernelArg};
 use candle_core::{CpuStorage, CudaStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
+use super::row_view::RowView;
 use crate::engine::cuda_kernels::{self, ATTENTION, AttentionKernel};
 
 /// Environment variable naming the kernel to use for its head width (see `vaced bench
@@ -35,32 +36,28 @@ pub fn kernel_named(name: &str) -> Result<&'static AttentionKernel> {
     }
 }
 
-/// The kernel for a head width: the one `VACED_ATTENTION_KERNEL` names if it has that
-/// width, otherwise the first listed.
-fn default_kernel(head_dim: usize) -> Option<&'static AttentionKernel> {
+/// The kernels for a head width in order of preference: the one `VACED_ATTENTION_KERNEL`
+/// names, then the table's order (fastest first).
+fn candidates(head_dim: usize) -> impl Iterator<Item = &'static AttentionKernel> {
     static CHOSEN: OnceLock<Option<String>> = OnceLock::new();
     let chosen = CHOSEN.get_or_init(|| std::env::var(KERNEL_ENV).ok());
-    let mut of_width = ATTENTION.iter().filter(|k| k.head_dim == head_dim);
-    match chosen {
-        Some(name) => {
-            let named = ATTENTION
-                .iter()
-                .find(|k| k.head_dim == head_dim && k.image.name == name);
-            named.or_else(|| of_width.next())
-        }
-        None => of_width.next(),
-    }
+    let of_width = move || ATTENTION.iter().filter(move |k| k.head_dim == head_dim);
+    let named = of_width().filter(move |k| chosen.as_deref() == Some(k.image.name));
+    named.chain(of_width())
 }
 
-/// The kernel that will compute this attention, or `None` for the portable path.
+/// The kernel that will compute this attention, or `None` for the portable path: the first
+/// candidate that can read the inputs (the TMA kernels need views made of whole rows).
 pub fn kernel_for(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Option<&'static AttentionKernel>> {
     if !q.device().is_cuda() || q.dtype() != DType::BF16 {
         return Ok(None);
     }
-    let Some(kernel) = default_kernel(q.dim(3)?) else {
-        return Ok(None);
-    };
-    Ok(unsupported(kernel, q, k, v)?.is_none().then_some(kernel))
+    for kernel in candidates(q.dim(3)?) {
+        if unsupported(kernel, q, k, v)?.is_none() {
+            return Ok(Some(kernel));
+        }
+    }
+    Ok(None)
 }
 
 /// Why `kernel` cannot run these inputs, or `None` if it can.
@@ -70,7 +67,17 @@ pub fn unsupported(
     k: &Tensor,
     v: &Tensor,
 ) -> Result<Option<String>> {
-    unsupported_layout(kernel.head_dim, q, k, v)
+    if let Some(why) = unsupported_layout(kernel.head_dim, q, k, v)? {
+        return Ok(Some(why));
+    }
+    if kernel.tma.is_some() {
+        for (name, t) in [("q", q), ("k", k), ("v", v)] {
+            if let Err(why) = RowView::of(t.layout()) {
+                return Ok(Some(format!("{name} cannot be read with TMA: {why}")));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Why a kernel for `head_dim` cannot read these inputs (shapes, dtypes, alignment), or
@@ -183,9 +190,9 @@ impl CustomOp3 for FlashAttention {
         let v = vs.as_cuda_slice::<half::bf16>()?.slice(vl.start_offset()..);
         // Output `[B, Lq, H, D]`, contiguous.
         let out = unsafe { device.alloc::<half::bf16>(b * lq * h * d) }?;
-        let [sq_b, sq_h, sq_m] = strides(ql);
-        let [sk_b, sk_h, sk_n] = strides(kl);
-        let [sv_b, sv_h, sv_n] = strides(vl);
+        let [sq_b, sq_h, mut sq_m] = strides(ql);
+        let [sk_b, sk_h, mut sk_n] = strides(kl);
+        let [sv_b, sv_h, mut sv_n] = strides(vl);
         let (so_b, so_h, so_m) = ((lq * h * d) as i64, d as i64, (h * d) as i64);
         let (seq_q, seq_k, heads) = (lq as i32, lk as i32, h as i32);
         let qk_scale = (self.scale * std::f64::consts::LOG2_E) as f32;
@@ -193,16 +200,58 @@ impl CustomOp3 for FlashAttention {
         let func = cuda_kernels::function(&device, image)?;
         let stream = device.cuda_stream();
         let grid = (lq.div_ceil(self.kernel.block_m) as u32, (b * h) as u32, 1);
+        // The TMA kernels take descriptors (and their shapes and strides) instead of pointers.
+        let descriptors;
+        let descriptor_dims;
+        let (_q_read, _k_read, _v_read);
         let mut launch = stream.launch_builder(&func);
-        launch.arg(&q).arg(&k).arg(&v).arg(&out);
+        match &self.kernel.tma {
+            None => {
+                launch.arg(&q).arg(&k).arg(&v);
+            }
+            Some(boxes) => {
+                let views = [RowView::of(ql), RowView::of(kl), RowView::of(vl)]
+                    .map(|view| view.map_err(candle_core::Error::Msg));
+                let [qv, kv, vv] = views;
+                let (qv, kv, vv) = (qv?, kv?, vv?);
+                let (q_ptr, q_read) = q.device_ptr(&stream);
+                let (k_ptr, k_read) = k.device_ptr(&stream);
+                let (v_ptr, v_read) = v.device_ptr(&stream);
+                (_q_read, _k_read, _v_read) = (q_read, k_read, v_read);
+                descriptors = [
+                    qv.descriptor(q_ptr, boxes.q_rows, boxes)?,
+                    kv.descriptor(k_ptr, boxes.kv_rows, boxes)?,
+                    vv.descriptor(v_ptr, boxes.kv_rows, boxes)?,
+                ];
+                descriptor_dims = [qv, kv, vv].map(|view| {
+                    (
+                        [view.rows as i32, view.row_stride as i32],
+                        [view.row_stride as i64, 1i64],
+                    )
+                });
+                // The kernel finds each (batch, head) as a row of the view: its row stride
+                // is needed even where the sequence has one position.
+                (sq_m, sk_n, sv_n) = (
+                    qv.row_stride as i64,
+                    kv.row_stride as i64,
+                    vv.row_stride as i64,
+                );
+                for (descriptor, (shape, strides)) in descriptors.iter().zip(&descriptor_dims) {
+                    launch.arg(descriptor).arg(&shape[0]).arg(&shape[1]);
+                    launch.arg(&strides[0]).arg(&strides[1]);
+                }
+            }
+        }
+        launch.arg(&out);
         launch.arg(&seq_q).arg(&seq_k).arg(&heads).arg(&qk_scale);
         for stride in [
             &sq_b, &sq_h, &sq_m, &sk_b, &sk_h, &sk_n, &sv_b, &sv_h, &sv_n, &so_b, &so_h, &so_m,
         ] {
             launch.arg(stride);
         }
-        // SAFETY: the argument list matches the kernel's signature (kernels/flash_attention.py);
-        // `unsupported` checked shapes, dtypes and alignment; `out` holds B·Lq·H·D elements.
+        // SAFETY: the argument list matches the kernel's signature (kernels/flash_attention.py,
+        // kernels/flash_attention_ws.py); `unsupported` checked shapes, dtypes, alignment and
+        // that TMA views cover the tensors; `out` holds B·Lq·H·D elements.
         unsafe { cuda_kernels::launch(image, grid, launch) }?;
         Ok((
             CudaStorage::wrap_cuda_slice(out, device),

@@ -8,8 +8,13 @@
 #[cfg(feature = "cuda")]
 mod flash_cuda;
 mod portable;
+// Used by the CUDA kernels only; kept in CPU builds so its tests run everywhere.
 #[cfg(feature = "cuda")]
 mod quantized_cuda;
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+mod row_view;
+#[cfg(feature = "cuda")]
+mod tma;
 
 use candle_core::{Result, Tensor};
 
