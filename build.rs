@@ -26,15 +26,15 @@ fn main() {
 /// the tables are empty and the engine takes its portable path, with a warning.
 fn triton_kernels(out_dir: &Path) {
     let script = "kernels/compile.py";
-    for source in [
-        "kernels/compile.py",
-        "kernels/flash_attention.py",
-        "kernels/fused_ops.py",
-        "kernels/causal_conv.py",
-        "kernels/channel_norm.py",
-        "kernels/quantized_attention.py",
-    ] {
-        println!("cargo:rerun-if-changed={source}");
+    // Every kernel source, listed rather than named one by one: a kernel file missing from a
+    // hand-kept list left stale cubins in the build.
+    let mut sources: Vec<PathBuf> = std::fs::read_dir("kernels")
+        .map(|dir| dir.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    sources.retain(|p| p.extension().is_some_and(|e| e == "py"));
+    sources.sort();
+    for source in sources {
+        println!("cargo:rerun-if-changed={}", source.display());
     }
     println!("cargo:rerun-if-env-changed=VACED_TRITON_PYTHON");
     println!("cargo:rerun-if-env-changed=CUDA_COMPUTE_CAP");
