@@ -57,6 +57,11 @@ fn every_sample_renders_to_a_checked_mp4_with_report() {
         let manifest = json(&job.join("job.json"));
         let report = json(&out.join("report.json"));
         let plan = &report["plan"];
+        // A CPU run computes the VAE exactly in f32, and says so.
+        assert_eq!(
+            report["model"]["vae_convolutions"], "exact",
+            "{name}: report model"
+        );
         let info = probe(&out.join("result.mp4")).unwrap();
         let frames = plan["frames"].as_u64().unwrap() as usize;
         if let Some(asked) = manifest["frames"].as_u64() {

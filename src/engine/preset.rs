@@ -14,7 +14,7 @@ use crate::engine::random_weights::RandomWeights;
 use crate::engine::text::{
     ByteTokenizer, HostEncoder, PromptTokenizer, TextEncoder, Umt5Encoder, weights_stay_on_host,
 };
-use crate::engine::vae::WanVae;
+use crate::engine::vae::{ConvPrecision, WanVae};
 
 /// Seed of the built-in random weights; fixed so `tiny` is the same model everywhere.
 pub const RANDOM_WEIGHTS_SEED: u64 = 0x5641_4345; // "VACE"
@@ -73,7 +73,8 @@ impl Preset {
         let vae = WanVae::new(
             &self.vae_config(),
             weights.var_builder(DType::F32, device).pp("vae"),
-        )?;
+        )?
+        .with_conv_precision(ConvPrecision::for_compute_dtype(dtype));
         let text_vb = weights.var_builder(dtype, device).pp("text");
         let tokenizer = PromptTokenizer::Bytes(ByteTokenizer);
         let text = if weights_stay_on_host(device) {

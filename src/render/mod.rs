@@ -258,6 +258,7 @@ pub fn render(
             source: renderer.model_source.clone(),
             device: renderer.device_name.clone(),
             dtype: format!("{:?}", renderer.pipeline.dit_dtype()).to_lowercase(),
+            vae_convolutions: renderer.pipeline.vae.conv_precision(),
         },
         inputs: report::input_fingerprints(plan).map_err(|source| outbox::Error::Io {
             path: plan.job_dir.clone(),

@@ -34,6 +34,9 @@ pub struct ModelRun {
     pub source: String,
     pub device: String,
     pub dtype: String,
+    /// How the VAE's convolutions were computed: `exact` (f32) or `tf32` (one TF32 product,
+    /// as the reference on a GPU).
+    pub vae_convolutions: crate::engine::vae::ConvPrecision,
 }
 
 /// The encoded result.

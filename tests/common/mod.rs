@@ -20,6 +20,12 @@ pub const PIPELINE_VIDEO_ABS_TOL: f64 = 5e-3;
 pub const BF16_REL_TOL: f64 = 2e-2;
 /// bf16 bound of the tiny pipeline's final latent.
 pub const BF16_PIPELINE_LATENT_REL_TOL: f64 = 5e-2;
+/// VAE bounds with TF32 convolutions (a bf16 pipeline's on CUDA). The reference's own VAE
+/// run on an H200 under PyTorch's default `allow_tf32` lands this far from its CPU f32 output
+/// (the fixtures): latents 3.9e-4 (image 2.8e-4) relative, decode 4.6e-3 relative (max abs
+/// 3.3e-2), as spec §5 expects ("roughly 1e-3"); about twice that is allowed.
+pub const TF32_LATENT_REL_TOL: f64 = 1e-3;
+pub const TF32_DECODE_REL_TOL: f64 = 1e-2;
 
 /// The device the parity tests run on: `$VACED_TEST_DEVICE` (`cpu`, `cuda:N`), default cpu.
 pub fn test_device() -> Device {

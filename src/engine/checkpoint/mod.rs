@@ -31,7 +31,7 @@ use crate::engine::pipeline::Pipeline;
 use crate::engine::text::{
     HostEncoder, PromptTokenizer, TextEncoder, Umt5Encoder, weights_stay_on_host,
 };
-use crate::engine::vae::WanVae;
+use crate::engine::vae::{ConvPrecision, WanVae};
 
 /// DiT configuration file.
 pub const DIT_CONFIG: &str = "config.json";
@@ -359,7 +359,9 @@ impl ModelDir {
         let text = self.load_text_encoder(device, dtype)?;
         let dit = self.load_dit(device, dtype)?;
         check_text_width(&self.t5_file, text.config(), dit.config())?;
-        let vae = self.load_vae(device)?;
+        let vae = self
+            .load_vae(device)?
+            .with_conv_precision(ConvPrecision::for_compute_dtype(dtype));
         Ok(Pipeline { dit, vae, text })
     }
 

@@ -10,16 +10,80 @@ use candle_core::{Device, Result, Tensor};
 /// convolutions among those built (kernels/causal_conv.py), to compare them.
 pub const CONV_TILE_ENV: &str = "VACED_CONV_TILE";
 
-/// Environment switch: `VACED_VAE_PRECISION=tf32` forms each convolution as one TF32
-/// product, as cuDNN does under PyTorch's defaults (the reference's GPU runs), instead of
-/// the three that make it exact to f32 (the default, `f32`).
+/// Environment switch: `VACED_VAE_PRECISION=tf32` or `f32` forces how every VAE forms its
+/// convolutions (see [`ConvPrecision`]), whatever the pipeline chose; for comparisons.
 pub const VAE_PRECISION_ENV: &str = "VACED_VAE_PRECISION";
 
-/// Whether [`VAE_PRECISION_ENV`] asks for TF32 convolutions.
+/// How the GPU kernels form a convolution's products. The VAE computes in f32 either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConvPrecision {
+    /// Three TF32 products over operands split into a TF32 part and the remainder: exact to
+    /// f32, as the reference computes on a CPU (where the fixtures come from).
+    #[default]
+    Exact,
+    /// One TF32 product, as cuDNN forms it under PyTorch's default `allow_tf32`: what the
+    /// reference computes on a GPU (spec §5), about twice as fast.
+    Tf32,
+}
+
+impl ConvPrecision {
+    /// The precision beside a DiT computing in `dtype`: a bf16 pipeline is the reference's
+    /// GPU run, so its VAE takes the reference's GPU numerics too; an f32 pipeline is exact.
+    pub fn for_compute_dtype(dtype: candle_core::DType) -> Self {
+        match dtype {
+            candle_core::DType::F32 | candle_core::DType::F64 => Self::Exact,
+            _ => Self::Tf32,
+        }
+    }
+
+    /// What a VAE set to `self` computes in: [`VAE_PRECISION_ENV`]'s choice where it names
+    /// one.
+    pub fn effective(self) -> Self {
+        Self::forced().unwrap_or(self)
+    }
+
+    /// [`VAE_PRECISION_ENV`]'s choice, if it names one.
+    fn forced() -> Option<Self> {
+        static FORCED: std::sync::OnceLock<Option<ConvPrecision>> = std::sync::OnceLock::new();
+        *FORCED.get_or_init(|| match std::env::var(VAE_PRECISION_ENV).ok()?.as_str() {
+            "tf32" => Some(Self::Tf32),
+            "f32" | "exact" => Some(Self::Exact),
+            other => {
+                tracing::warn!("{VAE_PRECISION_ENV}={other} is neither tf32 nor f32; ignored");
+                None
+            }
+        })
+    }
+}
+
+thread_local! {
+    /// The precision of the convolutions this thread runs: set for the length of one encode or
+    /// decode by [`precision_scope`] (the layers are shared, the precision belongs to the VAE).
+    static PRECISION: std::cell::Cell<ConvPrecision> =
+        const { std::cell::Cell::new(ConvPrecision::Exact) };
+}
+
+/// Runs this thread's convolutions in `precision` (or the environment's) until the guard
+/// is dropped.
+pub fn precision_scope(precision: ConvPrecision) -> PrecisionScope {
+    PrecisionScope(PRECISION.replace(precision.effective()))
+}
+
+/// Restores the previous precision when dropped.
+#[must_use]
+pub struct PrecisionScope(ConvPrecision);
+
+impl Drop for PrecisionScope {
+    fn drop(&mut self) {
+        PRECISION.set(self.0);
+    }
+}
+
+/// The precision the current encode or decode runs in.
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-fn tf32_convolutions() -> bool {
-    static TF32: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *TF32.get_or_init(|| std::env::var(VAE_PRECISION_ENV).is_ok_and(|v| v == "tf32"))
+fn current_precision() -> ConvPrecision {
+    PRECISION.get()
 }
 
 /// Where a convolution reads, the same for rows and columns.
@@ -129,7 +193,7 @@ mod cuda {
     use candle_core::cuda::cudarc::driver::PushKernelArg;
     use candle_core::{DType, Result, Tensor};
 
-    use super::{CONV_TILE_ENV, ConvGeometry, Frames, GemmWeight};
+    use super::{CONV_TILE_ENV, ConvGeometry, ConvPrecision, Frames, GemmWeight};
     use crate::engine::cuda_kernels::{
         self, CONV, ConvKernel, device, output, prepared, view, wrap,
     };
@@ -173,7 +237,9 @@ mod cuda {
         let mut fitting = CONV
             .iter()
             .filter(|k| k.kernel == kernel && k.class == class)
-            .filter(|k| k.tile.ends_with("_tf32") == super::tf32_convolutions())
+            .filter(|k| {
+                k.tile.ends_with("_tf32") == (super::current_precision() == ConvPrecision::Tf32)
+            })
             .peekable();
         let default = fitting.peek().copied();
         fitting
@@ -377,7 +443,21 @@ mod cuda {
 
 #[cfg(test)]
 mod tests {
-    use super::ConvGeometry;
+    use super::{ConvGeometry, ConvPrecision};
+
+    #[test]
+    fn a_bf16_pipeline_takes_the_reference_gpu_numerics_and_an_f32_one_stays_exact() {
+        use candle_core::DType;
+        assert_eq!(
+            ConvPrecision::for_compute_dtype(DType::BF16),
+            ConvPrecision::Tf32
+        );
+        assert_eq!(
+            ConvPrecision::for_compute_dtype(DType::F32),
+            ConvPrecision::Exact
+        );
+        assert_eq!(ConvPrecision::default(), ConvPrecision::Exact);
+    }
 
     #[test]
     fn output_sizes_follow_the_reference_layers() {

@@ -19,7 +19,7 @@ pub use causal_conv::CACHE_T;
 use causal_conv::{CausalConv3d, FeatureCache};
 use decoder::Decoder3d;
 use encoder::Encoder3d;
-pub use gemm_conv::CONV_TILE_ENV;
+pub use gemm_conv::{CONV_TILE_ENV, ConvPrecision};
 
 use crate::engine::config::VaeConfig;
 
@@ -40,6 +40,8 @@ pub struct WanVae {
     mean: Tensor,
     /// `1/std` in f32, as the reference stores it.
     inv_std: Tensor,
+    /// How the GPU kernels form the convolutions.
+    precision: ConvPrecision,
 }
 
 impl WanVae {
@@ -57,8 +59,25 @@ impl WanVae {
             decoder: Decoder3d::new(cfg, vb.pp("decoder"))?,
             mean: Tensor::from_slice(&cfg.mean, (1, z, 1, 1), device)?,
             inv_std: Tensor::from_slice(&inv_std, (1, z, 1, 1), device)?,
+            precision: ConvPrecision::default(),
             cfg: cfg.clone(),
         })
+    }
+
+    /// The same VAE with its GPU convolutions formed in `precision` (exact f32 by default).
+    pub fn with_conv_precision(mut self, precision: ConvPrecision) -> Self {
+        self.precision = precision;
+        self
+    }
+
+    /// How this VAE's convolutions are computed: as set, or as [`gemm_conv::VAE_PRECISION_ENV`]
+    /// forces; always exact where the GPU kernels do not run them (the CPU).
+    pub fn conv_precision(&self) -> ConvPrecision {
+        if gemm_conv::available(self.mean.device(), [3, 3, 3]) {
+            self.precision.effective()
+        } else {
+            ConvPrecision::Exact
+        }
     }
 
     pub fn config(&self) -> &VaeConfig {
@@ -78,6 +97,7 @@ impl WanVae {
         if c != 3 || frames == 0 {
             candle_core::bail!("VAE encode expects [3, T>0, H, W], got {:?}", video.dims());
         }
+        let _precision = gemm_conv::precision_scope(self.precision);
         let x = video.to_dtype(DType::F32)?.transpose(0, 1)?.contiguous()?; // [T, 3, H, W]
         let mut cache = FeatureCache::new(self.encoder.slot_count());
         let chunks = self.latent_frames(frames);
@@ -107,6 +127,7 @@ impl WanVae {
                 latent.dims()
             );
         }
+        let _precision = gemm_conv::precision_scope(self.precision);
         let z = latent.to_dtype(DType::F32)?.transpose(0, 1)?.contiguous()?; // [t, z, h, w]
         // The reference divides by the stored reciprocal rather than multiplying by std.
         let mu = z.broadcast_div(&self.inv_std)?.broadcast_add(&self.mean)?;
