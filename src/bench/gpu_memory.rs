@@ -8,6 +8,8 @@ pub fn peak_during<T>(device: &Device, work: impl FnOnce() -> T) -> (T, Option<u
     #[cfg(feature = "cuda")]
     if let Device::Cuda(cuda) = device {
         use std::sync::Arc;
+        // Memory the pool kept from earlier work would count as this work's.
+        let _ = crate::engine::memory_pool::release_freed_memory(device);
         use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
         let context = cuda.cuda_stream().context().clone();
         let done = Arc::new(AtomicBool::new(false));

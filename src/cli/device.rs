@@ -11,11 +11,14 @@ pub fn open(spec: &str) -> anyhow::Result<Device> {
         .strip_prefix("cuda:")
         .and_then(|n| n.parse::<usize>().ok())
         .ok_or_else(|| anyhow::anyhow!("--device `{spec}`: use `cpu` or `cuda:N` (e.g. cuda:0)"))?;
-    Device::new_cuda(ordinal).map_err(|e| {
+    let device = Device::new_cuda(ordinal).map_err(|e| {
         anyhow::anyhow!(
             "--device {spec}: {e}; this binary needs the `cuda` feature and an NVIDIA driver"
         )
-    })
+    })?;
+    crate::engine::memory_pool::retain_freed_memory(&device)
+        .map_err(|e| anyhow::anyhow!("--device {spec}: setting up its memory pool: {e}"))?;
+    Ok(device)
 }
 
 /// f32 on the CPU (exact against the reference); bf16 on GPUs, as the reference autocasts.

@@ -16,6 +16,7 @@ pub mod dit;
 mod epilogue_gemm;
 pub mod fused_ops;
 pub mod linear;
+pub mod memory_pool;
 pub mod noise;
 pub mod norm;
 pub mod pipeline;
