@@ -4,6 +4,7 @@
 
 mod annotators;
 mod attention;
+mod gemm;
 mod gpu_memory;
 
 use std::ops::ControlFlow;
@@ -20,6 +21,7 @@ use crate::engine::scheduler;
 
 pub use annotators::AnnotatorTiming;
 pub use attention::AttentionTiming;
+pub use gemm::GemmTiming;
 pub use gpu_memory::peak_during;
 
 /// What to measure.
@@ -38,6 +40,8 @@ pub struct BenchOptions {
     pub text: bool,
     /// One layer's self-attention through each implementation.
     pub attention: bool,
+    /// The block's matrix products through each path.
+    pub gemm: bool,
     /// The network annotators (preprocessing), per frame at the frame size.
     pub annotators: bool,
     /// Where `pose`'s ONNX files are, if anywhere (they cannot be made up at random).
@@ -88,6 +92,8 @@ pub struct BenchReport {
     pub text_upload_and_encode_512_tokens: Option<Timing>,
     /// One layer's self-attention (B=1) through each implementation.
     pub attention: Option<Vec<AttentionTiming>>,
+    /// The block's matrix products at the step's token count, through each path.
+    pub gemm: Option<Vec<GemmTiming>>,
     /// Preprocessing annotators, seconds per frame.
     pub annotators: Option<AnnotatorTiming>,
     pub job: Option<JobTiming>,
@@ -172,6 +178,7 @@ pub fn run(
         text_encode_512_tokens: None,
         text_upload_and_encode_512_tokens: None,
         attention: None,
+        gemm: None,
         annotators: None,
         job: None,
     };
@@ -190,6 +197,12 @@ pub fn run(
         let rows = attention::run(&cfg, tokens, dtype, device, options.repeat)?;
         progress("attention", &rows);
         report.attention = Some(rows);
+    }
+
+    if options.gemm {
+        let rows = gemm::run(&cfg, tokens, dtype, device, options.repeat)?;
+        progress("gemm", &rows);
+        report.gemm = Some(rows);
     }
 
     if options.step {
@@ -371,6 +384,7 @@ mod tests {
             vae: true,
             text: true,
             attention: true,
+            gemm: true,
             annotators: false,
             annotator_dir: Default::default(),
         };
@@ -380,6 +394,13 @@ mod tests {
         let attention = report.attention.unwrap();
         assert_eq!(attention.len(), 1);
         assert!(attention[0].default && attention[0].relative_error_vs_portable == 0.0);
+        // Three product shapes; the CPU has candle's matmul only.
+        let gemm = report.gemm.unwrap();
+        assert_eq!(gemm.len(), 3);
+        assert!(
+            gemm.iter()
+                .all(|g| g.path == "matmul" && g.tflops_per_sec > 0.0)
+        );
         assert!(report.dit_step.unwrap().median_secs > 0.0);
         assert!(report.vae_decode.is_some() && report.text_encode_512_tokens.is_some());
         assert_eq!(report.job.unwrap().steps, 2);

@@ -25,8 +25,8 @@ pub struct Args {
     /// Steps of the whole-job run (0 skips it).
     #[arg(long, default_value_t = 50)]
     job_steps: usize,
-    /// Measure only these: any of step, vae, text, attention, job, annotators (default:
-    /// all but annotators).
+    /// Measure only these: any of step, vae, text, attention, gemm, job, annotators
+    /// (default: all but annotators).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Annotator weights folder: `annotators` also times `pose` with the ONNX files found
@@ -50,8 +50,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     for part in &args.only {
-        if !["step", "vae", "text", "attention", "job", "annotators"].contains(&part.as_str()) {
-            bail!("--only {part}: use step, vae, text, attention, job or annotators");
+        if ![
+            "step",
+            "vae",
+            "text",
+            "attention",
+            "gemm",
+            "job",
+            "annotators",
+        ]
+        .contains(&part.as_str())
+        {
+            bail!("--only {part}: use step, vae, text, attention, gemm, job or annotators");
         }
     }
     let all = args.only.is_empty();
@@ -69,6 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         vae: wants("vae"),
         text: wants("text"),
         attention: wants("attention"),
+        gemm: wants("gemm"),
         annotators: args.only.iter().any(|p| p == "annotators"),
         annotator_dir: crate::preprocess::AnnotatorDir::new(args.annotators),
     };
