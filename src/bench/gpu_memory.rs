@@ -8,9 +8,9 @@ pub fn peak_during<T>(device: &Device, work: impl FnOnce() -> T) -> (T, Option<u
     #[cfg(feature = "cuda")]
     if let Device::Cuda(cuda) = device {
         use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
         // Memory the pool kept from earlier work would count as this work's.
         let _ = crate::engine::memory_pool::release_freed_memory(device);
-        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
         let context = cuda.cuda_stream().context().clone();
         let done = Arc::new(AtomicBool::new(false));
         let peak = Arc::new(AtomicU64::new(0));
