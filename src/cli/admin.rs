@@ -5,10 +5,13 @@ use std::path::PathBuf;
 use super::run::DaemonArgs;
 use crate::config::MailTarget;
 use crate::queue::Queue;
+use crate::worker::{GpuView, place};
 
-/// `vaced config check`: validates the file (with any flags) and prints what it means.
+/// `vaced config check`: validates the file (with any flags) and prints what it means on
+/// this machine (`all` becomes its GPUs, as when the daemon starts here).
 pub fn config_check(args: DaemonArgs) -> anyhow::Result<()> {
     let config = args.config()?;
+    let workers = place(&config.devices, &GpuView::detect())?;
     println!("configuration ok");
     println!("state:   {}", config.state_dir.display());
     println!("outbox:  {}", config.outbox.display());
@@ -26,7 +29,15 @@ pub fn config_check(args: DaemonArgs) -> anyhow::Result<()> {
             inbox.settle
         );
     }
-    println!("workers: {}", config.devices.join(", "));
+    for worker in &workers {
+        match &worker.cuda_visible_devices {
+            Some(gpu) => println!(
+                "worker:  {} (sees only its GPU: CUDA_VISIBLE_DEVICES={gpu})",
+                worker.name
+            ),
+            None => println!("worker:  {}", worker.name),
+        }
+    }
     for (name, model) in &config.models {
         let default = if *name == config.default_model {
             " (default)"

@@ -89,8 +89,12 @@ enum Command {
     /// A GPU worker process (started by the daemon).
     #[command(hide = true)]
     Worker {
+        /// The device to open: `cpu`, or `cuda:0` under the daemon's CUDA_VISIBLE_DEVICES.
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// The device's name in reports and logs (e.g. `cuda:3`); default: `--device`.
+        #[arg(long)]
+        device_label: Option<String>,
     },
     /// Generate one video from a prompt and write its frames as PNG files.
     Generate(generate::Args),
@@ -198,7 +202,10 @@ pub fn run() -> anyhow::Result<()> {
         #[cfg(feature = "ffmpeg")]
         Command::Db(DbCommand::Rebuild { state_dir }) => admin::db_rebuild(state_dir),
         #[cfg(feature = "ffmpeg")]
-        Command::Worker { device } => crate::worker::process::run(&device),
+        Command::Worker {
+            device,
+            device_label,
+        } => crate::worker::process::run(&device, device_label.as_deref().unwrap_or(&device)),
         Command::Generate(args) => generate::run(args),
         #[cfg(feature = "ffmpeg")]
         Command::Render(args) => render::run(args),

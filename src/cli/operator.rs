@@ -64,7 +64,11 @@ fn print_status(report: &StatusReport, live: bool) {
         .map(|w| {
             format!(
                 "{} {}{}",
-                w.device,
+                if w.name.is_empty() {
+                    &w.device
+                } else {
+                    &w.name
+                },
                 w.state,
                 w.model
                     .as_ref()

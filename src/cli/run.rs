@@ -26,7 +26,8 @@ pub struct DaemonArgs {
     /// Default model: `tiny` or a downloaded Wan2.1-VACE folder.
     #[arg(long)]
     pub model: Option<String>,
-    /// Worker device (`cpu`, `cuda:N`); repeat for one worker each.
+    /// Worker device (`cpu`, `cuda:N`, or `all` for one worker per GPU); repeat for one
+    /// worker each.
     #[arg(long = "device")]
     pub devices: Vec<String>,
     /// Inbox scan interval, e.g. 5s.

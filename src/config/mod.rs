@@ -2,12 +2,14 @@
 //! command-line overrides for the common keys, validated into [`Config`] with absolute
 //! paths and parsed durations. `config/vaced.toml` is the documented example.
 
+mod devices;
 mod raw;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use devices::{DeviceList, DeviceListError, DeviceSpec};
 pub use raw::{RawConfig, RawInbox, RawMail};
 
 use crate::manifest::ModelName;
@@ -31,6 +33,8 @@ pub enum Error {
     Parse { path: PathBuf, message: String },
     #[error("configuration: {0}")]
     Invalid(String),
+    #[error(transparent)]
+    Devices(#[from] DeviceListError),
 }
 
 /// One inbox folder.
@@ -79,8 +83,8 @@ pub struct Config {
     pub outbox: PathBuf,
     pub failed: PathBuf,
     pub inboxes: Vec<InboxConfig>,
-    /// One worker per device (`cpu`, `cuda:0`, …).
-    pub devices: Vec<String>,
+    /// One worker per device (`cpu`, `cuda:0`, …, or `all` GPUs, expanded at start).
+    pub devices: DeviceList,
     /// Models by the name jobs use.
     pub models: BTreeMap<ModelName, ModelConfig>,
     /// The model of jobs that name none.
@@ -130,10 +134,12 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        toml::from_str(&text).map_err(|e| Error::Parse {
+        let mut raw: RawConfig = toml::from_str(&text).map_err(|e| Error::Parse {
             path: path.to_owned(),
             message: e.to_string(),
-        })
+        })?;
+        raw.file = Some(path.to_owned());
+        Ok(raw)
     }
 
     /// Validates a raw configuration with command-line overrides; relative paths are taken
@@ -229,24 +235,14 @@ impl Config {
         }
 
         let devices = if !overrides.devices.is_empty() {
-            overrides.devices.clone()
+            DeviceList::parse(&overrides.devices, "--device")?
         } else {
-            raw.devices.clone()
+            let origin = match &raw.file {
+                Some(file) => format!("`devices` in {}", file.display()),
+                None => "`devices`".to_owned(),
+            };
+            DeviceList::parse(&raw.devices, &origin)?
         };
-        let devices = if devices.is_empty() {
-            vec!["cpu".to_owned()]
-        } else {
-            devices
-        };
-        for device in &devices {
-            let valid = device == "cpu"
-                || device
-                    .strip_prefix("cuda:")
-                    .is_some_and(|n| n.parse::<usize>().is_ok());
-            if !valid {
-                return Err(invalid(format!("device `{device}`: use `cpu` or `cuda:N`")));
-            }
-        }
 
         let mut models = BTreeMap::new();
         models.insert(
@@ -393,7 +389,7 @@ mod tests {
             (c.inboxes[0].poll_interval, c.inboxes[0].settle),
             (DEFAULT_POLL_INTERVAL, Duration::from_secs(10))
         );
-        assert_eq!(c.devices, ["cpu"]);
+        assert_eq!(c.devices.specs, [DeviceSpec::Cpu]);
         assert_eq!(c.mail.target, MailTarget::Disabled);
         let o = Overrides {
             inboxes: vec!["/a".into(), "/b".into()],
@@ -405,8 +401,35 @@ mod tests {
         let c = build(text, &o).unwrap();
         assert_eq!(c.inboxes.len(), 2);
         assert_eq!(c.inboxes[1].settle, Duration::from_secs(2));
-        assert_eq!(c.devices, ["cuda:0", "cuda:1"]);
+        assert_eq!(c.devices.specs, [DeviceSpec::Cuda(0), DeviceSpec::Cuda(1)]);
+        assert_eq!(c.devices.origin, "--device");
         assert!(matches!(c.mail.target, MailTarget::Smtp { .. }));
+    }
+
+    #[test]
+    fn a_device_mistake_names_the_file_or_the_flag() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("vaced.toml");
+        let text = "devices = [\"all\", \"cuda:1\"]\nstate_dir = \"s\"\noutbox = \"o\"\nfailed = \"f\"\n[models]\ndefault = \"tiny\"\n[[inbox]]\npath = \"i\"\n";
+        std::fs::write(&path, text).unwrap();
+        let build = |overrides: &Overrides| {
+            let raw = Config::read(&path).unwrap();
+            Config::build(raw, overrides, dir.path())
+                .unwrap_err()
+                .to_string()
+        };
+        let err = build(&Overrides::default());
+        let expected = format!(
+            "`devices` in {}: `all` already includes cuda:1; list either `all` or single GPUs",
+            path.display()
+        );
+        assert!(err.starts_with(&expected), "{err}");
+        let flags = Overrides {
+            devices: vec!["cuda:0".into(), "cpu".into(), "cuda:0".into()],
+            ..Overrides::default()
+        };
+        let err = build(&flags);
+        assert!(err.starts_with("--device: cuda:0 is listed twice"), "{err}");
     }
 
     #[test]

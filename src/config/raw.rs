@@ -24,6 +24,9 @@ pub struct RawConfig {
     pub mail: Option<RawMail>,
     /// The annotator weights folder (VACE-Annotators layout).
     pub annotators: Option<PathBuf>,
+    /// The file this was read from (not a key), so that messages can name it.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
 }
 
 /// One `[[inbox]]`.

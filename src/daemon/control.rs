@@ -47,6 +47,11 @@ pub struct JobLine {
 /// One worker in the status table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerLine {
+    /// Unique among the workers: `cuda:3`, `cpu`, or `cpu#2` when several CPU workers run
+    /// (empty from a daemon older than names).
+    #[serde(default)]
+    pub name: String,
+    /// The device it renders on: `cuda:3` or `cpu`.
     pub device: String,
     pub state: String,
     pub model: Option<String>,

@@ -24,7 +24,7 @@ use crate::outbox;
 use crate::preprocess::AnnotatorDir;
 use crate::queue::{Failure, JobId, JobRecord, JobState, Queue, now_secs};
 use crate::render::{self, Stage};
-use crate::worker::{FailureClass, FromWorker, RunJob, ToWorker, WorkerEvent};
+use crate::worker::{FailureClass, FromWorker, Placement, RunJob, ToWorker, WorkerEvent};
 
 /// How often the status file of a denoising job is rewritten, at most.
 const STATUS_INTERVAL: Duration = Duration::from_millis(500);
@@ -69,11 +69,16 @@ enum WorkerState {
 
 /// A worker as the core tracks it.
 struct Worker {
+    /// Unique among the workers (`cuda:3`, `cpu`, `cpu#2`); names it in job records and logs.
+    name: String,
+    /// The device it renders on, as reported (`cuda:3`, `cpu`).
     device: String,
     commands: mpsc::Sender<ToWorker>,
     state: WorkerState,
     /// The model source the worker has loaded.
     loaded: Option<String>,
+    /// What the worker last wrote to stderr while it had no job: why it exited, if it did.
+    last_words: Option<String>,
 }
 
 /// The core's state.
@@ -121,18 +126,18 @@ impl Core {
         queue: Queue,
         mailer: Arc<Mailer>,
         runtime: tokio::runtime::Handle,
-        worker_commands: Vec<mpsc::Sender<ToWorker>>,
+        workers: Vec<(Placement, mpsc::Sender<ToWorker>)>,
         heartbeat: Arc<AtomicU64>,
     ) -> Self {
-        let workers = config
-            .devices
-            .iter()
-            .zip(worker_commands)
-            .map(|(device, commands)| Worker {
-                device: device.clone(),
+        let workers = workers
+            .into_iter()
+            .map(|(placement, commands)| Worker {
+                name: placement.name,
+                device: placement.device_label,
                 commands,
                 state: WorkerState::Starting,
                 loaded: None,
+                last_words: None,
             })
             .collect();
         Self {
@@ -446,13 +451,13 @@ impl Core {
 
     fn start(&mut self, job: JobRecord, index: usize, source: String) {
         let id = job.id;
-        let device = self.workers[index].device.clone();
+        let worker = self.workers[index].name.clone();
         let attempt = job.attempts + 1;
         let started = self.queue.update(id, |r| {
-            r.worker = Some(device.clone());
+            r.worker = Some(worker.clone());
             r.transition(
                 JobState::Preprocessing,
-                format!("attempt {attempt} on {device}"),
+                format!("attempt {attempt} on {worker}"),
             )
             .map_err(crate::queue::Error::from)
         });
@@ -478,13 +483,13 @@ impl Core {
         };
         self.workers[index].loaded = Some(source);
         self.progress.insert(id, Progress::default());
-        self.log(id, &format!("started, attempt {attempt}, on {device}"));
+        self.log(id, &format!("started, attempt {attempt}, on {worker}"));
         if self.workers[index]
             .commands
             .blocking_send(ToWorker::Run(run))
             .is_err()
         {
-            tracing::error!(job = %id, device = %device, "worker channel closed");
+            tracing::error!(job = %id, worker = %worker, "worker channel closed");
         }
         self.write_status(id);
     }
@@ -502,20 +507,22 @@ impl Core {
         match event {
             WorkerEvent::Log(line) => {
                 if let Some((job, _)) = self.busy_job(index) {
-                    job_log::append(&self.queue, job, &self.workers[index].device, &line);
+                    job_log::append(&self.queue, job, &self.workers[index].name, &line);
                 } else {
-                    tracing::debug!(device = %self.workers[index].device, "{line}");
+                    tracing::debug!(worker = %self.workers[index].name, "{line}");
+                    self.workers[index].last_words = Some(line);
                 }
             }
             WorkerEvent::Exited(detail) => {
-                let device = self.workers[index].device.clone();
+                let worker = self.workers[index].name.clone();
                 self.workers[index].loaded = None;
+                let last_words = self.workers[index].last_words.take();
                 let busy = self.busy_job(index);
                 self.workers[index].state = WorkerState::Starting;
                 match busy {
                     Some((job, cancel)) => {
-                        tracing::error!(job = %job, device = %device, "worker died: {detail}");
-                        self.log(job, &format!("worker on {device} died ({detail})"));
+                        tracing::error!(job = %job, worker = %worker, "worker died: {detail}");
+                        self.log(job, &format!("worker on {worker} died ({detail})"));
                         self.progress.remove(&job);
                         match cancel {
                             Some(CancelReason::Operator) => {
@@ -526,13 +533,22 @@ impl Core {
                             }
                             None => self.interrupted(
                                 job,
-                                &format!("the worker on {device} died ({detail})"),
+                                &format!("the worker on {worker} died ({detail})"),
                             ),
                         }
                     }
-                    None => {
-                        tracing::warn!(device = %device, "worker exited: {detail}; restarting it")
-                    }
+                    // A worker that cannot start (e.g. cannot open its GPU) says why on
+                    // stderr just before it exits; the operator needs that line.
+                    None => match last_words {
+                        Some(words) => tracing::warn!(
+                            worker = %worker,
+                            "worker exited: {detail}; it said: {words}; restarting it"
+                        ),
+                        None => tracing::warn!(
+                            worker = %worker,
+                            "worker exited: {detail}; restarting it"
+                        ),
+                    },
                 }
                 self.schedule();
             }
@@ -543,7 +559,8 @@ impl Core {
     fn on_message(&mut self, index: usize, message: FromWorker) {
         match message {
             FromWorker::Ready { device, pid } => {
-                tracing::info!(device = %device, pid, "worker ready");
+                tracing::info!(worker = %self.workers[index].name, device = %device, pid, "worker ready");
+                self.workers[index].last_words = None;
                 if self.workers[index].state == WorkerState::Starting {
                     self.workers[index].state = WorkerState::Idle;
                 }
@@ -1072,6 +1089,7 @@ impl Core {
             .workers
             .iter()
             .map(|w| WorkerLine {
+                name: w.name.clone(),
                 device: w.device.clone(),
                 state: match &w.state {
                     WorkerState::Starting => "starting".into(),

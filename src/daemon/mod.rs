@@ -1,6 +1,6 @@
 //! The daemon: inbox → queue → GPU workers → outbox → e-mail. [`run`] reads as its
-//! start-up checklist: folders, queue, mail, workers, the core (which recovers the last
-//! run), intake, the control socket, systemd; then it waits for the shutdown signal and
+//! start-up checklist: where the workers go, folders, queue, mail, workers, the core (which
+//! recovers the last run), intake, the control socket, systemd; then it waits for the shutdown signal and
 //! stops in order: intake first, running jobs at their next step, workers, mail.
 
 pub mod control;
@@ -25,7 +25,7 @@ pub use intake_loop::claim_dir;
 use crate::config::{Config, MailTarget};
 use crate::mail::{MailSettings, Mailer, SmtpSettings, Transport};
 use crate::queue::Queue;
-use crate::worker::{WorkerSpec, supervise};
+use crate::worker::{GpuView, Placement, WorkerSpec, place, supervise};
 
 /// How long running jobs get to reach a step boundary when the daemon stops; below
 /// systemd's default stop timeout of 90 s.
@@ -47,8 +47,19 @@ fn mail_settings(config: &Config) -> anyhow::Result<MailSettings> {
     })
 }
 
+/// One placement per worker for `config` on this machine (`all` becomes its GPUs); reads
+/// the driver's GPU list, so it is run off the async runtime.
+async fn place_workers(config: &Config) -> anyhow::Result<Vec<Placement>> {
+    let devices = config.devices.clone();
+    let placed = tokio::task::spawn_blocking(move || place(&devices, &GpuView::detect()))
+        .await
+        .context("placing the workers")??;
+    Ok(placed)
+}
+
 /// Runs the daemon until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let placements = place_workers(&config).await?;
     for dir in [&config.state_dir, &config.outbox, &config.failed] {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -71,12 +82,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let workers_stop = root.child_token();
     let (events_tx, mut events_rx) = mpsc::channel(1024);
     let mut worker_commands = Vec::new();
-    for (index, device) in config.devices.iter().enumerate() {
+    for (index, placement) in placements.iter().enumerate() {
+        tracing::info!(
+            worker = %placement.name,
+            device = %placement.device_label,
+            cuda_visible_devices = placement.cuda_visible_devices.as_deref().unwrap_or("(unchanged)"),
+            "starting a worker"
+        );
         let (commands_tx, commands_rx) = mpsc::channel(16);
-        worker_commands.push(commands_tx);
+        worker_commands.push((placement.clone(), commands_tx));
         let spec = WorkerSpec {
             index,
-            device: device.clone(),
+            placement: placement.clone(),
             exe: exe.clone(),
         };
         tracker.spawn(supervise(
@@ -169,11 +186,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     systemd::ready(&format!(
         "watching {} inbox(es) with {} worker(s)",
         config.inboxes.len(),
-        config.devices.len()
+        placements.len()
     ));
     tracing::info!(
         inboxes = config.inboxes.len(),
-        workers = config.devices.len(),
+        workers = placements.len(),
         "ready"
     );
 

@@ -160,7 +160,7 @@ pub struct JobRecord {
     /// Where the result was published (outbox) or the job was moved (failed).
     pub output: Option<PathBuf>,
     pub failure: Option<Failure>,
-    /// The device of the worker that has it, while running.
+    /// The worker that has it, while running (`cuda:3`, `cpu`, or `cpu#2` among several).
     pub worker: Option<String>,
     pub history: Vec<Transition>,
 }

@@ -1,12 +1,15 @@
-//! The worker process (`vaced worker --device D`): one per GPU, started by the daemon. It
-//! keeps its model loaded between jobs, renders one job at a time, and reports progress on
-//! stdout; a CUDA fault or an out-of-memory kill ends this process, not the daemon.
+//! The worker process (`vaced worker --device D --device-label L`): one per GPU, started by
+//! the daemon. It keeps its model loaded between jobs, renders one job at a time, and
+//! reports progress on stdout; a CUDA fault or an out-of-memory kill ends this process, not
+//! the daemon. A GPU worker sees only its own GPU (as `cuda:0`) and reports it as `L`.
 
 use std::io::{BufRead, Write};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+
+use anyhow::Context;
 
 use super::protocol::{FailureClass, FromWorker, RunJob, ToWorker, encode};
 use crate::engine::pipeline::Pipeline;
@@ -42,12 +45,21 @@ fn die_with_parent() -> bool {
     std::os::unix::process::parent_id() == parent && parent != 1
 }
 
-/// Runs the worker until the daemon closes stdin.
-pub fn run(device_name: &str) -> anyhow::Result<()> {
+/// Runs the worker on `device_arg` (`cpu`, `cuda:0`) until the daemon closes stdin;
+/// `device_name` is the device's name for people (`cuda:3` when `CUDA_VISIBLE_DEVICES=3`
+/// shows that GPU as cuda:0 here).
+pub fn run(device_arg: &str, device_name: &str) -> anyhow::Result<()> {
     if !die_with_parent() {
         anyhow::bail!("the daemon that started this worker is gone");
     }
-    let device = crate::cli::device::open(device_name)?;
+    let device = crate::cli::device::open(device_arg).with_context(|| {
+        match std::env::var("CUDA_VISIBLE_DEVICES") {
+            Ok(gpus) if device_name != device_arg => format!(
+                "the worker for {device_name} (started with CUDA_VISIBLE_DEVICES={gpus}, so it is {device_arg} here)"
+            ),
+            _ => format!("the worker for {device_name}"),
+        }
+    })?;
     let dtype = crate::cli::device::compute_dtype(&device);
     let cancel = Arc::new(AtomicBool::new(false));
     let (jobs_tx, jobs_rx) = mpsc::channel::<RunJob>();

@@ -1,6 +1,7 @@
-//! The daemon's side of a worker: starts `vaced worker --device D` as a child process,
-//! passes it commands, turns its stdout into events and its stderr into log lines, and
-//! starts it again (with a growing delay) when it dies. The child dies with the daemon.
+//! The daemon's side of a worker: starts `vaced worker --device D` as a child process (a
+//! GPU worker with `CUDA_VISIBLE_DEVICES` set to its GPU alone), passes it commands, turns
+//! its stdout into events and its stderr into log lines, and starts it again (with a
+//! growing delay) when it dies. The child dies with the daemon.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -11,6 +12,7 @@ use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::placement::Placement;
 use super::protocol::{FromWorker, ToWorker, encode};
 
 /// Longest wait before restarting a worker that keeps dying.
@@ -34,9 +36,32 @@ pub enum WorkerEvent {
 #[derive(Debug, Clone)]
 pub struct WorkerSpec {
     pub index: usize,
-    pub device: String,
+    pub placement: Placement,
     /// The `vaced` executable.
     pub exe: PathBuf,
+}
+
+/// The worker's command line and environment.
+fn worker_command(spec: &WorkerSpec) -> Command {
+    let placement = &spec.placement;
+    let mut command = Command::new(&spec.exe);
+    command.args([
+        "worker",
+        "--device",
+        &placement.device,
+        "--device-label",
+        &placement.device_label,
+    ]);
+    // Set before the child starts, so its CUDA runtime never sees the other GPUs.
+    if let Some(gpu) = &placement.cuda_visible_devices {
+        command.env("CUDA_VISIBLE_DEVICES", gpu);
+    }
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
 }
 
 /// Runs a worker until `shutdown`: commands from `commands`, events to `events` tagged with
@@ -56,13 +81,7 @@ pub async fn supervise(
     };
     while !shutdown.is_cancelled() {
         let started = Instant::now();
-        let spawned = Command::new(&spec.exe)
-            .args(["worker", "--device", &spec.device])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn();
+        let spawned = worker_command(&spec).spawn();
         let mut child = match spawned {
             Ok(child) => child,
             Err(e) => {
@@ -93,7 +112,7 @@ pub async fn supervise(
                 command = commands.recv() => match command {
                     Some(command) => {
                         if let Err(e) = stdin.write_all(encode(&command).as_bytes()).await {
-                            tracing::warn!(device = %spec.device, error = %e, "cannot write to the worker");
+                            tracing::warn!(worker = %spec.placement.name, error = %e, "cannot write to the worker");
                         }
                     }
                     // The daemon's core is gone: stop the worker.
@@ -140,5 +159,56 @@ pub async fn supervise(
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.cancelled() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    use super::*;
+
+    fn spec(device: &str, label: &str, gpu: Option<&str>) -> WorkerSpec {
+        WorkerSpec {
+            index: 0,
+            placement: Placement {
+                name: label.into(),
+                device: device.into(),
+                device_label: label.into(),
+                cuda_visible_devices: gpu.map(str::to_owned),
+            },
+            exe: "/usr/bin/vaced".into(),
+        }
+    }
+
+    fn args_and_gpu(spec: &WorkerSpec) -> (Vec<String>, Option<Option<String>>) {
+        let command = worker_command(spec);
+        let command = command.as_std();
+        let args = command
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let gpu = command
+            .get_envs()
+            .find(|(key, _)| *key == OsStr::new("CUDA_VISIBLE_DEVICES"))
+            .map(|(_, value)| value.map(|v| v.to_string_lossy().into_owned()));
+        (args, gpu)
+    }
+
+    #[test]
+    fn a_gpu_worker_sees_only_its_gpu_as_cuda_0_and_reports_its_real_name() {
+        let (args, gpu) = args_and_gpu(&spec("cuda:0", "cuda:3", Some("3")));
+        assert_eq!(
+            args,
+            ["worker", "--device", "cuda:0", "--device-label", "cuda:3"]
+        );
+        assert_eq!(gpu, Some(Some("3".into())));
+    }
+
+    #[test]
+    fn a_cpu_worker_keeps_the_daemons_environment() {
+        let (args, gpu) = args_and_gpu(&spec("cpu", "cpu", None));
+        assert_eq!(args, ["worker", "--device", "cpu", "--device-label", "cpu"]);
+        assert_eq!(gpu, None);
     }
 }
