@@ -1,4 +1,4 @@
-//! Administration: `vaced config check FILE` and `vaced db rebuild --state DIR`.
+//! Administration: `vaced config check --config FILE` and `vaced db rebuild --state DIR`.
 
 use std::path::PathBuf;
 

@@ -202,6 +202,18 @@ pub fn count_driver_gpus(dir: &Path) -> Result<usize, String> {
 mod tests {
     use super::*;
 
+    /// What the driver shows, or why it cannot be told.
+    type Driver = Result<usize, &'static str>;
+    /// The daemon's CUDA_VISIBLE_DEVICES, the driver, and what `all` gives.
+    type AllCase = (Option<&'static str>, Driver, &'static [&'static str]);
+    /// The environment, the driver, N of `cuda:N`, and its label or error.
+    type GetCase = (
+        Option<&'static str>,
+        Driver,
+        usize,
+        Result<&'static str, &'static str>,
+    );
+
     fn view(env: Option<&str>, driver: Result<usize, &str>) -> GpuView {
         GpuView {
             cuda_visible_devices: env.map(str::to_owned),
@@ -217,7 +229,7 @@ mod tests {
     #[test]
     fn all_is_every_gpu_the_daemon_sees() {
         let missing = Err("/proc/driver/nvidia/gpus does not exist");
-        let cases: &[(Option<&str>, Result<usize, &str>, &[&str])] = &[
+        let cases: &[AllCase] = &[
             (None, Ok(1), &["cuda:0"]),
             (None, Ok(4), &["cuda:0", "cuda:1", "cuda:2", "cuda:3"]),
             // CUDA_VISIBLE_DEVICES wins over the driver, even where the driver is unknown.
@@ -264,7 +276,7 @@ mod tests {
 
     #[test]
     fn cuda_n_goes_through_cuda_visible_devices() {
-        let cases: &[(Option<&str>, Result<usize, &str>, usize, Result<&str, &str>)] = &[
+        let cases: &[GetCase] = &[
             (None, Ok(2), 1, Ok("cuda:1")),
             (None, Err("no driver list"), 6, Ok("cuda:6")),
             (Some("4,6"), Ok(8), 1, Ok("cuda:6")),

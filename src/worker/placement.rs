@@ -227,7 +227,14 @@ mod tests {
 
     #[test]
     fn gpus_that_are_not_there_or_twice_are_refused_with_the_list_named() {
-        let cases: &[(&[&str], Option<&str>, Result<usize, &str>, &str)] = &[
+        // The devices, the daemon's CUDA_VISIBLE_DEVICES, the driver, and the message.
+        type Case = (
+            &'static [&'static str],
+            Option<&'static str>,
+            Result<usize, &'static str>,
+            &'static str,
+        );
+        let cases: &[Case] = &[
             (&["all"], None, Ok(0), "all: no NVIDIA GPU was found"),
             (
                 &["cpu", "all"],

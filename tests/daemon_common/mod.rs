@@ -66,12 +66,18 @@ impl Env {
 
     /// Starts `vaced run --config …` with `args` added; its log goes to `daemon-N.log`.
     pub fn start(&self, args: &[&str]) -> Daemon {
+        self.start_with_env(args, &[])
+    }
+
+    /// As [`Env::start`], with `vars` added to the daemon's environment.
+    pub fn start_with_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Daemon {
         let n = std::fs::read_dir(self.root.path()).unwrap().count();
         let log_path = self.root.path().join(format!("daemon-{n}.log"));
         let log = std::fs::File::create(&log_path).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_vaced"))
             .args(["run", "--config", self.config.to_str().unwrap()])
             .args(args)
+            .envs(vars.iter().copied())
             .env("RUST_LOG", "vaced=debug")
             .stdout(Stdio::null())
             .stderr(log)
@@ -92,8 +98,14 @@ impl Env {
 
     /// Runs the vaced binary with `args`.
     pub fn vaced(&self, args: &[&str]) -> Output {
+        self.vaced_with_env(args, &[])
+    }
+
+    /// Runs the vaced binary with `args` and `vars` added to its environment.
+    pub fn vaced_with_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_vaced"))
             .args(args)
+            .envs(vars.iter().copied())
             .output()
             .unwrap()
     }
