@@ -6,7 +6,7 @@ kernel variant into OUT_DIR and `kernels.rs`, four tables the Rust engine embeds
 Gluon kernels of kernels/flash_attention_ws.py, whose Q/K/V are TMA descriptors), FUSED
 (kernels/fused_ops.py, kernels/channel_norm.py, the splitters of kernels/causal_conv.py, the
 quantizers of kernels/quantized_attention.py), CONV (kernels/causal_conv.py) and
-QUANTIZED_ATTENTION (kernels/quantized_attention.py). A cubin's parameters are its kernel's
+QUANTIZED_ATTENTION (kernels/flash_attention_i8.py, then kernels/quantized_attention.py). A cubin's parameters are its kernel's
 non-constexpr arguments in order, then two scratch pointers Triton appends, passed as null:
 compilation fails here if a kernel would need either.
 """
@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import causal_conv  # noqa: E402
 import channel_norm  # noqa: E402
 import flash_attention  # noqa: E402
+import flash_attention_i8  # noqa: E402
 import flash_attention_ws  # noqa: E402
 import fused_ops  # noqa: E402
 import quantized_attention  # noqa: E402
@@ -84,12 +85,29 @@ def main(out_dir: str, arch: int) -> None:
                          f"tma: Some(TmaBoxes {{ q_rows: {q_box[0]}, kv_rows: {k_box[0]}, cols: {k_box[1]} }}), "
                          f"image: KernelImage {{ {image} }} }},")
     attention = warp_specialized + attention
+    # The warp-specialised 8-bit kernels, first in the 8-bit table (the default for width 128).
+    i8 = flash_attention_i8
+    quantized = []
+    i8_names = list(i8.signature(128))
+    i8_aligned = {(i8_names.index(a),): [["tt.divisibility", 16]] for a in i8.ALIGNED_ARGS}
+    for block_n, stages, pingpong in i8.VARIANTS:
+        name = f"qattn_ws_hd128_n{block_n}_s{stages}" + ("_pp" if pingpong else "")
+        image, meta = compile_one(out, arch, name, i8.attention_i8, i8.signature(block_n),
+                                  {"HEAD_DIM": 128, "BLOCK_N": block_n, "STAGES": stages, "PINGPONG": pingpong},
+                                  4, 1, i8_aligned, gluon=True, maxnreg=i8.MAXNREG, with_meta=True)
+        q_box, k_box, v_box = [d["block_size"] for d in meta.tensordesc_meta]
+        # int8 q and k, bf16 v: every box is 128 bytes wide (the Rust side relies on it).
+        if ([q_box[1], k_box[1], v_box[1] * 2] != [128] * 3 or k_box[0] != v_box[0]
+                or any(d["swizzle"] != 3 for d in meta.tensordesc_meta)):
+            raise SystemExit(f"{name}: unexpected TMA boxes {meta.tensordesc_meta}")
+        quantized.append(f"    AttentionKernel {{ head_dim: 128, block_m: {i8.CONSUMERS.value * i8.ROWS_PER_CONSUMER.value}, "
+                         f"tma: Some(TmaBoxes {{ q_rows: {q_box[0]}, kv_rows: {k_box[0]}, cols: {v_box[1]} }}), "
+                         f"image: KernelImage {{ {image} }} }},")
     fused = []
     for name, (fn, signature, constexprs, warps) in [*fused_ops.variants().items(),
                                                      *causal_conv.splitters().items(),
                                                      *channel_norm.variants().items()]:
         fused.append(f"    KernelImage {{ {compile_one(out, arch, name, fn, signature, constexprs, warps, 1)} }},")
-    quantized = []
     for name, (fn, signature, constexprs, warps, stages, aligned_args) in quantized_attention.variants().items():
         names = list(signature)
         hints = {(names.index(a),): [["tt.divisibility", 16]] for a in aligned_args}

@@ -1,7 +1,9 @@
 """8-bit attention for vaced's CUDA engine (the SageAttention recipe): q·kᵀ on INT8 and p·v on
 FP8 (e4m3) tensor cores, twice the bf16 rate on Hopper, with f32 softmax and accumulation.
 
-Four kernels, launched in order by src/engine/attention/quantized_cuda.rs:
+Four kernels, launched in order by src/engine/attention/quantized_cuda.rs. For head width 128
+the warp-specialised kernel of kernels/flash_attention_i8.py (INT8 q·kᵀ, bf16 p·v) replaces
+the last three: quantize_k_blocks gives k one scale per block of 128 tokens, v stays bf16.
   column_stats   per (batch·head, channel): the sum of k over the tokens, the mean of v
                  and the largest |v − mean|
   quantize_rows  q or k → int8 with one scale per token (k minus its mean first, which
@@ -99,6 +101,28 @@ def quantize_rows(X, MEAN_SUM, OUT, SCALES, seq, l_pad, heads, sx_b, sx_h, sx_l,
     base = bh.to(tl.int64) * l_pad
     tl.store(OUT + (base + rows.to(tl.int64))[:, None] * D_PAD + offs_d[None, :], xq)
     tl.store(SCALES + base + rows, scale)
+
+
+@triton.jit
+def quantize_k_blocks(X, MEAN_SUM, OUT, SCALES, seq, l_pad, heads, sx_b, sx_h, sx_l, inv_seq,
+                      HEAD_DIM: tl.constexpr, D_PAD: tl.constexpr, BLOCK_L: tl.constexpr):
+    """For the warp-specialised kernel (kernels/flash_attention_i8.py): int8(round((k − mean)
+    / s)) with one s = max|k − mean| / 127 per block of BLOCK_L tokens, so that the kernel
+    applies each key block's scale once per row instead of once per score. OUT int8
+    [BH, l_pad, D_PAD], SCALES f32 [BH, l_pad / BLOCK_L]; padding gets zeros."""
+    blk = tl.program_id(0)
+    bh = tl.program_id(1)
+    rows = blk * BLOCK_L + tl.arange(0, BLOCK_L)
+    offs_d = tl.arange(0, D_PAD)
+    x, ok = _load_rows(X, bh, heads, rows, offs_d, seq, sx_b, sx_h, sx_l, HEAD_DIM)
+    mean = tl.load(MEAN_SUM + bh * D_PAD + offs_d) * inv_seq
+    x = tl.where(ok, x - mean[None, :], 0.0)
+    amax = tl.maximum(tl.max(tl.max(tl.abs(x), 1), 0), 1e-30)
+    xq = x * (127.0 / amax)
+    xq = tl.where(xq >= 0, xq + 0.5, xq - 0.5).to(tl.int8)
+    base = bh.to(tl.int64) * l_pad
+    tl.store(OUT + (base + rows.to(tl.int64))[:, None] * D_PAD + offs_d[None, :], xq)
+    tl.store(SCALES + bh.to(tl.int64) * (l_pad // BLOCK_L) + blk, amax / 127.0)
 
 
 @triton.jit
@@ -215,6 +239,14 @@ def variants():
                  "factor": "fp32", "inv_seq": "fp32",
                  "HEAD_DIM": "constexpr", "D_PAD": "constexpr", "BLOCK_L": "constexpr", "CENTER": "constexpr"},
                 {**dims, "BLOCK_L": 64, "CENTER": center}, 4, 1,
+                ["X", "OUT", "sx_b", "sx_h", "sx_l"])
+        if head_dim == 128:
+            out[f"qattn_kblocks_hd{head_dim}"] = (
+                quantize_k_blocks,
+                {"X": "*bf16", "MEAN_SUM": "*fp32", "OUT": "*i8", "SCALES": "*fp32", "seq": "i32",
+                 "l_pad": "i32", "heads": "i32", "sx_b": "i64", "sx_h": "i64", "sx_l": "i64", "inv_seq": "fp32",
+                 "HEAD_DIM": "constexpr", "D_PAD": "constexpr", "BLOCK_L": "constexpr"},
+                {**dims, "BLOCK_L": PAD_TOKENS}, 8, 1,
                 ["X", "OUT", "sx_b", "sx_h", "sx_l"])
         out[f"qattn_v_hd{head_dim}"] = (
             quantize_v,

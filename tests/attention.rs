@@ -95,47 +95,58 @@ fn peaked_scores_stay_finite() {
 }
 
 #[test]
-fn eight_bit_attention_stays_close_to_the_formula() {
-    // The 8-bit kernels (INT8 q·kᵀ per token, FP8 p·v per channel) exist for CUDA bf16
-    // only; elsewhere there is nothing to check.
+fn every_eight_bit_kernel_stays_close_to_the_formula() {
+    // The 8-bit kernels exist for CUDA bf16 only; elsewhere there is nothing to check. Each
+    // one of a width (the warp-specialised INT8 q·kᵀ / bf16 p·v kernels for 128, then the
+    // Triton INT8 / FP8 ones) runs on heads split off a projection.
     let dev = test_device();
     if !(dev.is_cuda() && test_dtype() == DType::BF16) {
         return;
     }
     // (B, H, Lq, Lk, D, logit scale): as above, plus peaked scores and k with a large
-    // shared offset (which the kernels subtract before quantizing).
+    // shared offset (which the kernels subtract before quantizing), one query, and lengths
+    // that end mid-block.
     let shapes = [
         (2, 3, 200, 77, 128, 1.0),
         (1, 12, 1000, 512, 128, 1.0),
+        (2, 2, 1, 300, 128, 1.0),
+        (1, 2, 4100, 4133, 128, 1.0),
         (1, 2, 130, 513, 48, 1.0),
         (1, 2, 64, 64, 32, 1.0),
         (1, 4, 257, 300, 64, 1.0),
         (1, 2, 300, 300, 128, 3.0),
     ];
+    let kernels: Vec<_> = fused_kernels()
+        .into_iter()
+        .filter(|(i, _)| matches!(i, Implementation::Quantized(_)))
+        .collect();
     for (b, h, lq, lk, d, peak) in shapes {
-        let kernel = fused_kernels()
-            .into_iter()
-            .find_map(|(i, width)| {
-                (width == d && matches!(i, Implementation::Quantized(_))).then_some(i)
-            })
-            .unwrap_or_else(|| panic!("no 8-bit attention kernel for head width {d}"));
+        let of_width: Vec<_> = kernels.iter().filter(|(_, w)| *w == d).collect();
+        assert!(
+            !of_width.is_empty(),
+            "no 8-bit attention kernel for head width {d}"
+        );
         let (q, k, v) = (
             (heads(&dev, (b, h, lq, d), 0.0) * peak).unwrap(),
             (heads(&dev, (b, h, lk, d), 2.0) * peak).unwrap(),
             heads(&dev, (b, h, lk, d), 0.5),
         );
         let scale = 1.0 / (d as f64).sqrt();
-        let got = attention_with(kernel, &q, &k, &v, scale).unwrap();
-        assert_eq!(got.dims(), [b, h, lq, d]);
-        assert_rel(
-            &format!("8-bit attention {kernel:?} B{b} H{h} Lq{lq} Lk{lk} D{d} x{peak}"),
-            &got,
-            &plain(&q, &k, &v, scale).to_dtype(got.dtype()).unwrap(),
-            // e4m3 keeps 3 mantissa bits of p and v: with near-uniform attention over
-            // random values the output is a small average and measures 2-5e-2 (bf16 2e-3);
-            // a wrong scale or a dropped block shows as errors near 1.
-            6e-2,
-        );
+        let want = plain(&q, &k, &v, scale).to_dtype(DType::BF16).unwrap();
+        for (kernel, _) in of_width {
+            let got = attention_with(*kernel, &q, &k, &v, scale).unwrap();
+            assert_eq!(got.dims(), [b, h, lq, d]);
+            assert_rel(
+                &format!("8-bit attention {kernel:?} B{b} H{h} Lq{lq} Lk{lk} D{d} x{peak}"),
+                &got,
+                &want,
+                // e4m3 keeps 3 mantissa bits of p and v: with near-uniform attention over
+                // random values the output is a small average and measures 2-5e-2 (bf16
+                // 2e-3; INT8 scores with bf16 p·v ~1e-2); a wrong scale or a dropped block
+                // shows as errors near 1.
+                6e-2,
+            );
+        }
     }
 }
 

@@ -39,8 +39,9 @@ pub struct AttentionKernel {
     pub image: KernelImage,
 }
 
-/// The TMA boxes of a warp-specialised attention kernel, in elements: q is read `q_rows`,
-/// k and v `kv_rows` rows at a time, `cols` columns per copy (128-byte swizzled).
+/// The TMA boxes of a warp-specialised attention kernel: q is read `q_rows`, k and v
+/// `kv_rows` rows at a time, `cols` bf16 columns (128 bytes, swizzled) per copy. The 8-bit
+/// kernels read their INT8 q and k 128 bytes wide too.
 #[derive(Debug)]
 pub struct TmaBoxes {
     pub q_rows: u32,

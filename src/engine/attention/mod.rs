@@ -25,7 +25,8 @@ pub use portable::{GPU_SCORE_BUDGET_BYTES, SCORE_BUDGET_BYTES};
 pub enum Implementation {
     /// The fused CUDA kernel of that name (e.g. `hd128_m128_n64_w8_s3`).
     Fused(&'static str),
-    /// The 8-bit (INT8 q·kᵀ, FP8 p·v) CUDA kernel of that name.
+    /// The 8-bit CUDA kernel of that name: INT8 q·kᵀ, with bf16 p·v (the warp-specialised
+    /// `qattn_ws_*`, the default for head width 128) or FP8 p·v (the Triton `qattn_hd*`).
     Quantized(&'static str),
     Portable,
 }

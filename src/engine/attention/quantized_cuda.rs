@@ -1,12 +1,16 @@
 //! 8-bit attention on CUDA (`kernels/quantized_attention.py`): q and k quantized to INT8 per
 //! token (k centred on its mean first), v centred to FP8 per channel, then one fused kernel with
-//! INT8 q·kᵀ and FP8 p·v products. The quantized copies live only for the call.
+//! INT8 q·kᵀ and FP8 p·v products. For head width 128 the warp-specialised kernel
+//! (`kernels/flash_attention_i8.py`) is used instead: INT8 q·kᵀ with k scaled per block of 128
+//! tokens, bf16 p·v straight from the model's v. The quantized copies live only for the call.
 
-use candle_core::cuda::cudarc::driver::{CudaSlice, PushKernelArg};
+use candle_core::cuda::cudarc::driver::{CudaSlice, DevicePtr, PushKernelArg};
 use candle_core::{DType, Result, Tensor};
 use half::bf16;
 
 use super::flash_cuda::{strides, unsupported_layout};
+use super::row_view::RowView;
+use super::tma::int8_rows_descriptor;
 use crate::engine::cuda_kernels::{
     self, AttentionKernel, QUANTIZED_ATTENTION, device, output, view, wrap,
 };
@@ -41,20 +45,30 @@ pub fn unsupported(
     if let Some(why) = unsupported_layout(kernel.head_dim, q, k, v)? {
         return Ok(Some(why));
     }
-    let names = helper_names(kernel.head_dim);
+    if kernel.tma.is_some() {
+        if let Err(why) = RowView::of(v.layout()) {
+            return Ok(Some(format!("v cannot be read with TMA: {why}")));
+        }
+    }
+    let names = helper_names(kernel);
     Ok(names
         .iter()
         .find(|name| cuda_kernels::fused(name).is_none())
         .map(|missing| format!("this build has no {missing} kernel")))
 }
 
-fn helper_names(head_dim: usize) -> [String; 4] {
-    [
-        format!("qattn_stats_hd{head_dim}"),
-        format!("qattn_rows_hd{head_dim}_q"),
-        format!("qattn_rows_hd{head_dim}_k"),
-        format!("qattn_v_hd{head_dim}"),
-    ]
+/// The quantizers `kernel` needs, in launch order: column statistics, q, then k (per token
+/// for the Triton kernels, per block for the warp-specialised ones) and v (Triton only).
+fn helper_names(kernel: &AttentionKernel) -> Vec<String> {
+    let d = kernel.head_dim;
+    let mut names = vec![format!("qattn_stats_hd{d}"), format!("qattn_rows_hd{d}_q")];
+    if kernel.tma.is_some() {
+        names.push(format!("qattn_kblocks_hd{d}"));
+    } else {
+        names.push(format!("qattn_rows_hd{d}_k"));
+        names.push(format!("qattn_v_hd{d}"));
+    }
+    names
 }
 
 /// `softmax(q·kᵀ·scale)·v` through `kernel`; the caller has checked [`unsupported`].
@@ -76,9 +90,11 @@ pub fn attention(
     );
     let cuda = device(q)?;
     let stream = cuda.cuda_stream();
-    let [stats, rows_q, rows_k, quant_v] =
-        helper_names(d).map(|n| cuda_kernels::fused_required(&n));
-    let (stats, rows_q, rows_k, quant_v) = (stats?, rows_q?, rows_k?, quant_v?);
+    let helpers = helper_names(kernel)
+        .iter()
+        .map(|n| cuda_kernels::fused_required(n))
+        .collect::<Result<Vec<_>>>()?;
+    let (stats, rows_q) = (helpers[0], helpers[1]);
 
     let (qs_, ql) = q.storage_and_layout();
     let (ks_, kl) = k.storage_and_layout();
@@ -142,6 +158,71 @@ pub fn attention(
         Ok::<_, candle_core::Error>((out, scales))
     };
     let (q8, q_scales) = quantize(rows_q, &qv, [sq_b, sq_h, sq_l], seq_q, pad_q, qk_factor)?;
+    if let Some(boxes) = &kernel.tma {
+        // Centred k to INT8 with one scale per block of PAD_TOKENS (the kernel's key block).
+        let k_blocks = lk_pad / PAD_TOKENS;
+        let k8: CudaSlice<u8> = output(&cuda, &[bh, lk_pad, d_pad])?;
+        let k_scales: CudaSlice<f32> = output(&cuda, &[bh, k_blocks])?;
+        {
+            let image = helpers[2];
+            let func = cuda_kernels::function(&cuda, image)?;
+            let mut launch = stream.launch_builder(&func);
+            launch.arg(&kv).arg(&k_sum).arg(&k8).arg(&k_scales);
+            launch.arg(&seq_k).arg(&pad_k).arg(&heads);
+            launch.arg(&sk_b).arg(&sk_h).arg(&sk_l).arg(&inv_seq_k);
+            let grid = (k_blocks as u32, bh as u32, 1);
+            // SAFETY: matches `quantize_k_blocks`; k covers B·H·Lk·D through its strides, the
+            // outputs hold BH·Lk_pad·D_PAD bytes and BH·(Lk_pad / PAD_TOKENS) scales.
+            unsafe { cuda_kernels::launch(image, grid, launch) }?;
+        }
+        let out: CudaSlice<bf16> = output(&cuda, &[b, lq, h, d])?;
+        {
+            let v_view = RowView::of(vl).map_err(candle_core::Error::Msg)?;
+            let (q_ptr, _q_read) = q8.device_ptr(&stream);
+            let (k_ptr, _k_read) = k8.device_ptr(&stream);
+            let (v_ptr, _v_read) = vv.device_ptr(&stream);
+            let descriptors = [
+                int8_rows_descriptor(q_ptr, bh * lq_pad, d_pad, boxes.q_rows)?,
+                int8_rows_descriptor(k_ptr, bh * lk_pad, d_pad, boxes.kv_rows)?,
+                v_view.descriptor(v_ptr, boxes.kv_rows, boxes)?,
+            ];
+            let dims = [
+                ([(bh * lq_pad) as i32, d_pad as i32], [d_pad as i64, 1i64]),
+                ([(bh * lk_pad) as i32, d_pad as i32], [d_pad as i64, 1i64]),
+                (
+                    [v_view.rows as i32, v_view.row_stride as i32],
+                    [v_view.row_stride as i64, 1i64],
+                ),
+            ];
+            // The kernel finds each (batch, head) of v as a row of its view.
+            let sv_n = v_view.row_stride as i64;
+            let (so_b, so_h, so_m) = ((lq * h * d) as i64, d as i64, (h * d) as i64);
+            let image = &kernel.image;
+            let func = cuda_kernels::function(&cuda, image)?;
+            let mut launch = stream.launch_builder(&func);
+            for (descriptor, (shape, strides)) in descriptors.iter().zip(&dims) {
+                launch.arg(descriptor).arg(&shape[0]).arg(&shape[1]);
+                launch.arg(&strides[0]).arg(&strides[1]);
+            }
+            launch.arg(&q_scales).arg(&k_scales).arg(&out);
+            launch
+                .arg(&seq_q)
+                .arg(&seq_k)
+                .arg(&pad_q)
+                .arg(&pad_k)
+                .arg(&heads);
+            for stride in [&sv_b, &sv_h, &sv_n, &so_b, &so_h, &so_m] {
+                launch.arg(stride);
+            }
+            let grid = (lq.div_ceil(kernel.block_m) as u32, bh as u32, 1);
+            // SAFETY: matches `attention_i8`; the INT8 copies are padded to Lq_pad and Lk_pad
+            // (multiples of every box), their descriptors cover exactly them, v's view covers
+            // v (checked in `unsupported`), `out` holds B·Lq·H·D.
+            unsafe { cuda_kernels::launch(image, grid, launch) }?;
+        }
+        return wrap(out, cuda, &[b, lq, h, d]).transpose(1, 2);
+    }
+    let (rows_k, quant_v) = (helpers[2], helpers[3]);
     let (k8, k_scales) = quantize(rows_k, &kv, [sk_b, sk_h, sk_l], seq_k, pad_k, 1.0)?;
 
     // v minus its mean to FP8 per channel, transposed to [BH, D_PAD, Lk_pad].
