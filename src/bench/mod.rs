@@ -17,6 +17,7 @@ use crate::engine::conditioning::VaceInputs;
 use crate::engine::config::DitConfig;
 use crate::engine::pipeline::{Event, GenerationRequest, Pipeline, SamplingParams};
 use crate::engine::preset::Preset;
+use crate::engine::regions;
 use crate::engine::scheduler;
 
 pub use annotators::AnnotatorTiming;
@@ -81,6 +82,10 @@ pub struct BenchReport {
     /// TFLOP of one step (two forwards), counted from the shapes.
     pub dit_step_tflop: f64,
     pub dit_step_tflops_per_sec: Option<f64>,
+    /// With `VACED_PROFILE_REGIONS=1`: seconds per step in each region of the DiT, each
+    /// synchronised on its own (so they add up to more than `dit_step`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dit_step_regions: Option<Vec<regions::RegionTime>>,
     /// Device memory in use at the step's peak, with only the DiT loaded.
     pub dit_peak_gpu_memory_gib: Option<f64>,
     pub vae_encode: Option<Timing>,
@@ -171,6 +176,7 @@ pub fn run(
         dit_step: None,
         dit_step_tflop: step_flop / 1e12,
         dit_step_tflops_per_sec: None,
+        dit_step_regions: None,
         dit_peak_gpu_memory_gib: None,
         vae_encode: None,
         vae_decode: None,
@@ -218,20 +224,38 @@ pub fn run(
         let vace = dit.vace_condition(&z)?;
         let cond = dit.text_condition(&context)?;
         let uncond = dit.text_condition(&context_null)?;
-        let (timing, peak) = peak_during(device, || {
-            time(device, options.repeat, || {
-                // A fresh solver per step: each timed step is the first order-2-capable step.
-                let mut solver = scheduler::build(Default::default(), 50, 16.0);
-                let t = solver.schedule().timesteps[1];
-                let time = dit.time_condition(t as f64)?;
-                let v_cond = dit.forward_conditioned(&latent, &time, &cond, &vace, 1.0)?;
-                let v_uncond = dit.forward_conditioned(&latent, &time, &uncond, &vace, 1.0)?;
-                let v = (&v_uncond + ((v_cond - &v_uncond)? * 5.0)?)?;
-                solver.step(&v, &latent)?;
-                Ok(())
-            })
-        });
+        let step = || {
+            // A fresh solver per step: each timed step is the first order-2-capable step.
+            let mut solver = scheduler::build(Default::default(), 50, 16.0);
+            let t = solver.schedule().timesteps[1];
+            let time = dit.time_condition(t as f64)?;
+            let v_cond = dit.forward_conditioned(&latent, &time, &cond, &vace, 1.0)?;
+            let v_uncond = dit.forward_conditioned(&latent, &time, &uncond, &vace, 1.0)?;
+            let v = (&v_uncond + ((v_cond - &v_uncond)? * 5.0)?)?;
+            solver.step(&v, &latent)?;
+            Ok(())
+        };
+        if regions::enabled() {
+            // The regions of warm steps only: the first pays for loading kernels.
+            step()?;
+            regions::take();
+        }
+        let (timing, peak) = peak_during(device, || time(device, options.repeat, step));
         let timing = timing?;
+        if regions::enabled() {
+            // Per step: `time` ran the work once before the timed repeats.
+            let steps = (options.repeat.max(1) + 1) as f64;
+            let per_step: Vec<_> = regions::take()
+                .into_iter()
+                .map(|mut r| {
+                    r.secs /= steps;
+                    r.calls = (r.calls as f64 / steps).round() as u64;
+                    r
+                })
+                .collect();
+            progress("dit_step_regions", &per_step);
+            report.dit_step_regions = Some(per_step);
+        }
         report.dit_step_tflops_per_sec = Some(step_flop / 1e12 / timing.median_secs);
         progress("dit_step", &(&timing, gib(peak)));
         report.dit_step = Some(timing);

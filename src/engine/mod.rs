@@ -22,6 +22,7 @@ pub mod norm;
 pub mod pipeline;
 pub mod preset;
 pub mod random_weights;
+pub mod regions;
 pub mod scheduler;
 pub mod text;
 pub mod vae;

@@ -13,6 +13,7 @@ use crate::engine::config::DitConfig;
 use crate::engine::fused_ops::FusedOps;
 use crate::engine::linear::Linear;
 use crate::engine::norm::{AffineLayerNorm, RmsNorm, layer_norm};
+use crate::engine::regions::region;
 
 /// `[B, L, heads·hd]` → `[B, heads, L, hd]`.
 fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
@@ -220,40 +221,67 @@ impl AttentionBlock {
         rope: &Rope,
         text: &CrossKv,
     ) -> Result<Tensor> {
-        let m = self.modulation.broadcast_add(e0)?.chunk(6, 1)?;
+        let dev = x.device();
+        let m = region("modulation", dev, || {
+            self.modulation.broadcast_add(e0)?.chunk(6, 1)
+        })?;
         let bias = |l: &Linear| -> Result<Tensor> {
             l.bias()
                 .cloned()
                 .ok_or_else(|| candle_core::Error::Msg("fused block: linear without bias".into()))
         };
         let sa = &self.self_attn;
-        let a = ops.layer_norm_affine(x, &(&m[1] + 1.0)?, &m[0], self.eps)?;
-        let q = sa.fused_qk(ops, &sa.q, &sa.norm_q, &a, Some(rope))?;
-        let k = sa.fused_qk(ops, &sa.k, &sa.norm_k, &a, Some(rope))?;
-        let v = split_heads(&ops.linear_bias(&sa.v, &a)?, sa.heads)?;
-        let y = merge_heads(&attention(&q, &k, &v, sa.scale)?)?;
-        let x = ops.bias_residual(x, &sa.o.product(&y)?, &bias(&sa.o)?, Some(&m[2]))?;
+        let a = region("norm1", dev, || {
+            ops.layer_norm_affine(x, &(&m[1] + 1.0)?, &m[0], self.eps)
+        })?;
+        let q = region("q: product, norm, rope", dev, || {
+            sa.fused_qk(ops, &sa.q, &sa.norm_q, &a, Some(rope))
+        })?;
+        let k = region("k: product, norm, rope", dev, || {
+            sa.fused_qk(ops, &sa.k, &sa.norm_k, &a, Some(rope))
+        })?;
+        let v = region("v: product", dev, || {
+            split_heads(&ops.linear_bias(&sa.v, &a)?, sa.heads)
+        })?;
+        let y = region("self-attention", dev, || {
+            merge_heads(&attention(&q, &k, &v, sa.scale)?)
+        })?;
+        let x = region("o: product, gated residual", dev, || {
+            ops.bias_residual(x, &sa.o.product(&y)?, &bias(&sa.o)?, Some(&m[2]))
+        })?;
 
         let ca = &self.cross_attn;
-        let normed = match &self.norm3 {
+        let normed = region("norm3", dev, || match &self.norm3 {
             Some(norm) => {
                 let (w, b, eps) = norm.parts();
-                ops.layer_norm_affine(&x, w, b, eps)?
+                ops.layer_norm_affine(&x, w, b, eps)
             }
-            None => x.to_dtype(DType::BF16)?,
-        };
-        let q = ca.fused_qk(ops, &ca.q, &ca.norm_q, &normed, None)?;
-        let y = merge_heads(&attention(&q, &text.k, &text.v, ca.scale)?)?;
-        let x = ops.bias_residual(&x, &ca.o.product(&y)?, &bias(&ca.o)?, None)?;
+            None => x.to_dtype(DType::BF16),
+        })?;
+        let q = region("cross q: product, norm", dev, || {
+            ca.fused_qk(ops, &ca.q, &ca.norm_q, &normed, None)
+        })?;
+        let y = region("cross-attention", dev, || {
+            merge_heads(&attention(&q, &text.k, &text.v, ca.scale)?)
+        })?;
+        let x = region("cross o: product, residual", dev, || {
+            ops.bias_residual(&x, &ca.o.product(&y)?, &bias(&ca.o)?, None)
+        })?;
 
-        let b = ops.layer_norm_affine(&x, &(&m[4] + 1.0)?, &m[3], self.eps)?;
-        let h = ops.linear_bias_gelu(&self.ffn_0, &b)?;
-        ops.bias_residual(
-            &x,
-            &self.ffn_2.product(&h)?,
-            &bias(&self.ffn_2)?,
-            Some(&m[5]),
-        )
+        let b = region("norm2", dev, || {
+            ops.layer_norm_affine(&x, &(&m[4] + 1.0)?, &m[3], self.eps)
+        })?;
+        let h = region("ffn.0: product, bias, gelu", dev, || {
+            ops.linear_bias_gelu(&self.ffn_0, &b)
+        })?;
+        region("ffn.2: product, gated residual", dev, || {
+            ops.bias_residual(
+                &x,
+                &self.ffn_2.product(&h)?,
+                &bias(&self.ffn_2)?,
+                Some(&m[5]),
+            )
+        })
     }
 }
 

@@ -24,6 +24,7 @@ use crate::engine::config::DitConfig;
 use crate::engine::fused_ops::FusedOps;
 use crate::engine::linear::Linear;
 use crate::engine::norm::layer_norm;
+use crate::engine::regions::region;
 use block::modulate;
 use embed::{TextEmbedding, TimeEmbedding, unpatchify};
 
@@ -286,11 +287,12 @@ impl WanModel {
                 vace.rope.grid
             );
         }
-        let tokens = self
-            .patch_embedding
-            .forward(&x)?
-            .to_dtype(DType::F32)?
-            .unsqueeze(0)?;
+        let tokens = region("patch embedding", &self.device, || {
+            self.patch_embedding
+                .forward(&x)?
+                .to_dtype(DType::F32)?
+                .unsqueeze(0)
+        })?;
         if let Some(trace) = trace.as_deref_mut() {
             let (f, h, w) = (grid.frames, grid.rows, grid.cols);
             trace.patch_embed = Some(tokens.squeeze(0)?.t()?.reshape((self.cfg.dim, f, h, w))?);
@@ -302,7 +304,9 @@ impl WanModel {
         let mut hints = Vec::with_capacity(self.vace_blocks.len());
         for (vace_block, kv) in self.vace_blocks.iter().zip(&text.vace_blocks) {
             c = vace_block.block.forward(&c, &time.e0, &vace.rope, kv)?;
-            hints.push(Hint::of(&vace_block.after_proj, &c)?);
+            hints.push(region("vace hint: after_proj", &self.device, || {
+                Hint::of(&vace_block.after_proj, &c)
+            })?);
         }
 
         let mut x = tokens;
@@ -314,7 +318,9 @@ impl WanModel {
         {
             x = block.forward(&x, &time.e0, &vace.rope, kv)?;
             if let Some(j) = hint {
-                x = hints[*j].add_to(&x, context_scale)?;
+                x = region("vace hint: add", &self.device, || {
+                    hints[*j].add_to(&x, context_scale)
+                })?;
             }
             if let Some(trace) = trace.as_deref_mut() {
                 trace.block_outs.push(x.squeeze(0)?);
@@ -327,7 +333,9 @@ impl WanModel {
                 .collect::<Result<_>>()?;
         }
 
-        let out = self.head.forward(&x, &time.e)?.squeeze(0)?;
+        let out = region("head", &self.device, || {
+            self.head.forward(&x, &time.e)?.squeeze(0)
+        })?;
         unpatchify(&out, grid, self.cfg.patch_size, self.cfg.out_dim)?.to_dtype(DType::F32)
     }
 }
