@@ -104,10 +104,12 @@ def main(out_dir: str, arch: int) -> None:
                          f"tma: Some(TmaBoxes {{ q_rows: {q_box[0]}, kv_rows: {k_box[0]}, cols: {v_box[1]} }}), "
                          f"image: KernelImage {{ {image} }} }},")
     fused = []
-    for name, (fn, signature, constexprs, warps) in [*fused_ops.variants().items(),
-                                                     *causal_conv.splitters().items(),
-                                                     *channel_norm.variants().items()]:
-        fused.append(f"    KernelImage {{ {compile_one(out, arch, name, fn, signature, constexprs, warps, 1)} }},")
+    for name, (fn, signature, constexprs, warps, *aligned) in [*fused_ops.variants().items(),
+                                                                *causal_conv.splitters().items(),
+                                                                *channel_norm.variants().items()]:
+        names = list(signature)
+        hints = {(names.index(a),): [["tt.divisibility", 16]] for a in (aligned[0] if aligned else [])}
+        fused.append(f"    KernelImage {{ {compile_one(out, arch, name, fn, signature, constexprs, warps, 1, hints)} }},")
     for name, (fn, signature, constexprs, warps, stages, aligned_args) in quantized_attention.variants().items():
         names = list(signature)
         hints = {(names.index(a),): [["tt.divisibility", 16]] for a in aligned_args}

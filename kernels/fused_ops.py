@@ -6,8 +6,10 @@ kernel here replaces a chain of them with one pass, with the reference's roundin
 the reference holds in bf16 (a linear layer's output with its bias, a normalised q/k before
 its weight) are rounded to bf16 at the same points, the rest is f32.
 
-Tensors are contiguous, rows of `n_cols`; per-batch vectors (modulation, gates) are
-`[batch, n_cols]` with `rows_per_batch` rows each.
+Tensors are contiguous, rows of `n_cols` (a multiple of 16), and start 16-byte aligned
+(src/engine/fused_ops.rs sees to both; the kernels are compiled with that promise, so that
+loads and stores vectorise); per-batch vectors (modulation, gates) are `[batch, n_cols]` with
+`rows_per_batch` rows each.
 """
 
 import triton
@@ -38,60 +40,74 @@ def bias_rms_norm_rope(Y, BIAS, W, COS, SIN, OUT, n_cols, tokens, half_head, eps
                        ROPE: tl.constexpr, BLOCK_PAIRS: tl.constexpr):
     """q or k of one token: y + bias (bf16), RMSNorm over the full width (statistics f32,
     normalised value rounded to bf16, times the f32 weight), then RoPE on adjacent pairs
-    with the token's cos/sin `[tokens, half_head]`; stored as bf16."""
+    with the token's cos/sin `[tokens, half_head]`; stored as bf16. The row is loaded whole
+    (vectorised) and split into its even and odd elements in registers."""
     row = tl.program_id(0).to(tl.int64)
     token = row % tokens
-    pair = tl.arange(0, BLOCK_PAIRS)
-    mask = pair < n_cols // 2
-    base = Y + row * n_cols
-    even = tl.load(base + 2 * pair, mask=mask, other=0.0).to(tl.float32)
-    odd = tl.load(base + 2 * pair + 1, mask=mask, other=0.0).to(tl.float32)
-    even = (even + tl.load(BIAS + 2 * pair, mask=mask, other=0.0).to(tl.float32)).to(tl.bfloat16).to(tl.float32)
-    odd = (odd + tl.load(BIAS + 2 * pair + 1, mask=mask, other=0.0).to(tl.float32)).to(tl.bfloat16).to(tl.float32)
-    mean_square = (tl.sum(even * even, 0) + tl.sum(odd * odd, 0)) / n_cols
+    offs = tl.arange(0, 2 * BLOCK_PAIRS)
+    mask = offs < n_cols
+    y = tl.load(Y + row * n_cols + offs, mask=mask, other=0.0).to(tl.float32)
+    y = (y + tl.load(BIAS + offs, mask=mask, other=0.0).to(tl.float32)).to(tl.bfloat16).to(tl.float32)
+    mean_square = tl.sum(y * y, 0) / n_cols
     inv_rms = 1.0 / tl.sqrt(mean_square + eps)
-    even = (even * inv_rms).to(tl.bfloat16).to(tl.float32) * tl.load(W + 2 * pair, mask=mask, other=0.0)
-    odd = (odd * inv_rms).to(tl.bfloat16).to(tl.float32) * tl.load(W + 2 * pair + 1, mask=mask, other=0.0)
+    y = (y * inv_rms).to(tl.bfloat16).to(tl.float32) * tl.load(W + offs, mask=mask, other=0.0)
     if ROPE:
+        even, odd = tl.split(tl.reshape(y, [BLOCK_PAIRS, 2]))
+        pair = tl.arange(0, BLOCK_PAIRS)
+        pair_mask = pair < n_cols // 2
         angle = token * half_head + pair % half_head
-        c = tl.load(COS + angle, mask=mask, other=1.0)
-        s = tl.load(SIN + angle, mask=mask, other=0.0)
-        even, odd = even * c - odd * s, even * s + odd * c
-    out = OUT + row * n_cols
-    tl.store(out + 2 * pair, even.to(tl.bfloat16), mask=mask)
-    tl.store(out + 2 * pair + 1, odd.to(tl.bfloat16), mask=mask)
+        c = tl.load(COS + angle, mask=pair_mask, other=1.0)
+        s = tl.load(SIN + angle, mask=pair_mask, other=0.0)
+        y = tl.reshape(tl.join(even * c - odd * s, even * s + odd * c), [2 * BLOCK_PAIRS])
+    tl.store(OUT + row * n_cols + offs, y.to(tl.bfloat16), mask=mask)
 
 
 @triton.jit
-def bias_add(Y, BIAS, OUT, n_elements, n_cols, BLOCK: tl.constexpr):
+def _tile(pid_rows, pid_cols, n_rows, n_cols, BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr):
+    """Offsets and mask of one program's tile of a `[n_rows, n_cols]` matrix, and its rows and
+    columns: 2-D so that no element needs a division to find its column (a flat index's
+    64-bit `% n_cols` cost more than the memory traffic)."""
+    rows = pid_rows * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
+    cols = tl.max_contiguous(tl.multiple_of(pid_cols * BLOCK_COLS + tl.arange(0, BLOCK_COLS), BLOCK_COLS), BLOCK_COLS)
+    offs = (rows.to(tl.int64) * n_cols)[:, None] + cols[None, :]
+    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
+    return offs, mask, rows, cols
+
+
+@triton.jit
+def bias_add(Y, BIAS, OUT, n_rows, n_cols, BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr):
     """bf16(y + bias): a linear layer's bias, as the reference's GEMM epilogue adds it."""
-    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < n_elements
+    offs, mask, _, cols = _tile(tl.program_id(0), tl.program_id(1), n_rows, n_cols, BLOCK_ROWS, BLOCK_COLS)
     y = tl.load(Y + offs, mask=mask, other=0.0).to(tl.float32)
-    y = y + tl.load(BIAS + offs % n_cols, mask=mask, other=0.0).to(tl.float32)
+    y = y + tl.load(BIAS + cols, mask=cols < n_cols, other=0.0).to(tl.float32)[None, :]
     tl.store(OUT + offs, y.to(tl.bfloat16), mask=mask)
 
 
 @triton.jit
-def bias_gate_residual(X, Y, BIAS, GATE, OUT, n_elements, n_cols, rows_per_batch,
-                       HAS_GATE: tl.constexpr, BLOCK: tl.constexpr):
+def bias_gate_residual(X, Y, BIAS, GATE, OUT, n_rows, n_cols, rows_per_batch,
+                       HAS_GATE: tl.constexpr, BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr):
     """x + bf16(y + bias) · gate in f32 (the residual updates; cross-attention has no gate)."""
-    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < n_elements
-    col = offs % n_cols
+    offs, mask, rows, cols = _tile(tl.program_id(0), tl.program_id(1), n_rows, n_cols, BLOCK_ROWS,
+                                   BLOCK_COLS)
     y = tl.load(Y + offs, mask=mask, other=0.0).to(tl.float32)
-    y = (y + tl.load(BIAS + col, mask=mask, other=0.0).to(tl.float32)).to(tl.bfloat16).to(tl.float32)
+    bias = tl.load(BIAS + cols, mask=cols < n_cols, other=0.0).to(tl.float32)
+    y = (y + bias[None, :]).to(tl.bfloat16).to(tl.float32)
     if HAS_GATE:
-        batch = offs // (n_cols * rows_per_batch)
-        y = y * tl.load(GATE + batch * n_cols + col, mask=mask, other=0.0)
+        batch = rows // rows_per_batch
+        y = y * tl.load(GATE + batch[:, None] * n_cols + cols[None, :], mask=mask, other=0.0)
     x = tl.load(X + offs, mask=mask, other=0.0)
     tl.store(OUT + offs, x + y, mask=mask)
 
 
-# Elements per program of the flat kernels.
-FLAT_BLOCK = 2048
+# Tiles of the 2-D elementwise kernels: 4 rows × 512 columns (1536 and 5120 wide rows split
+# evenly). Row widths are multiples of 16 and the tensors start 16-byte aligned
+# (src/engine/fused_ops.rs sees to both), which lets the loads and stores vectorise.
+TILE_ROWS = 4
+TILE_COLS = 512
+ALIGNED_2D = ["X", "Y", "BIAS", "GATE", "OUT", "n_cols"]
 
-# name: (kernel, signature, constexprs, num_warps). The row kernels get one variant per
+
+# name: (kernel, signature, constexprs, num_warps[, arguments that are multiples of 16]). The row kernels get one variant per
 # power-of-two row width up to 8192 (VACE-14B's 5120 wide rows); rows are padded up to it.
 def variants():
     out = {}
@@ -101,7 +117,7 @@ def variants():
             layer_norm_affine,
             {"X": "*fp32", "W": "*fp32", "B": "*fp32", "Y": "*bf16", "n_cols": "i32",
              "rows_per_batch": "i32", "eps": "fp32", "BLOCK": "constexpr"},
-            {"BLOCK": block}, warps)
+            {"BLOCK": block}, warps, ["X", "W", "B", "Y", "n_cols"])
         for rope in (True, False):
             pairs = block // 2
             out[f"bias_rms_norm{'_rope' if rope else ''}_{block}"] = (
@@ -109,15 +125,17 @@ def variants():
                 {"Y": "*bf16", "BIAS": "*bf16", "W": "*fp32", "COS": "*fp32", "SIN": "*fp32",
                  "OUT": "*bf16", "n_cols": "i32", "tokens": "i32", "half_head": "i32",
                  "eps": "fp32", "ROPE": "constexpr", "BLOCK_PAIRS": "constexpr"},
-                {"ROPE": rope, "BLOCK_PAIRS": pairs}, max(1, min(16, pairs // 128)))
-    flat = {"n_elements": "i64", "n_cols": "i32", "BLOCK": "constexpr"}
-    out["bias_add"] = (bias_add, {"Y": "*bf16", "BIAS": "*bf16", "OUT": "*bf16", **flat},
-                       {"BLOCK": FLAT_BLOCK}, 8)
+                {"ROPE": rope, "BLOCK_PAIRS": pairs}, max(1, min(16, pairs // 128)),
+                ["Y", "BIAS", "W", "OUT", "n_cols"])
+    tile = {"BLOCK_ROWS": TILE_ROWS, "BLOCK_COLS": TILE_COLS}
+    shape = {"n_rows": "i32", "n_cols": "i32", "BLOCK_ROWS": "constexpr", "BLOCK_COLS": "constexpr"}
+    out["bias_add"] = (bias_add, {"Y": "*bf16", "BIAS": "*bf16", "OUT": "*bf16", **shape}, tile, 4,
+                       ["Y", "BIAS", "OUT", "n_cols"])
     for gate in (True, False):
         out[f"bias_{'gate_' if gate else ''}residual"] = (
             bias_gate_residual,
             {"X": "*fp32", "Y": "*bf16", "BIAS": "*bf16", "GATE": "*fp32", "OUT": "*fp32",
-             "n_elements": "i64", "n_cols": "i32", "rows_per_batch": "i32",
-             "HAS_GATE": "constexpr", "BLOCK": "constexpr"},
-            {"HAS_GATE": gate, "BLOCK": FLAT_BLOCK}, 8)
+             "n_rows": "i32", "n_cols": "i32", "rows_per_batch": "i32",
+             "HAS_GATE": "constexpr", "BLOCK_ROWS": "constexpr", "BLOCK_COLS": "constexpr"},
+            {"HAS_GATE": gate, **tile}, 4, ALIGNED_2D)
     return out

@@ -154,6 +154,18 @@ pub fn prepared(t: &Tensor, dtype: DType) -> Result<Tensor> {
     t.to_dtype(dtype)?.contiguous()
 }
 
+/// [`prepared`], starting on a 16-byte boundary: the fused DiT kernels were compiled with
+/// that promise so that their loads vectorise (a view that starts elsewhere, rare, is
+/// copied).
+pub fn prepared_aligned(t: &Tensor, dtype: DType) -> Result<Tensor> {
+    let t = prepared(t, dtype)?;
+    if (t.layout().start_offset() * dtype.size_in_bytes()) % 16 == 0 {
+        Ok(t)
+    } else {
+        t.copy()
+    }
+}
+
 pub fn device(t: &Tensor) -> Result<CudaDevice> {
     match t.device() {
         candle_core::Device::Cuda(d) => Ok(d.clone()),

@@ -33,7 +33,8 @@ impl FusedOps {
     /// apply.
     pub fn for_activations(x: &Tensor, compute: DType, dim: usize) -> Option<Self> {
         let row_block = dim.next_power_of_two().max(64);
-        let applies = enabled() && x.device().is_cuda() && compute == DType::BF16;
+        // The kernels assume rows of a multiple of 16 elements (vectorised loads).
+        let applies = enabled() && x.device().is_cuda() && compute == DType::BF16 && dim % 16 == 0;
         #[cfg(feature = "cuda")]
         if applies && cuda::has_row_kernels(row_block) {
             return Some(Self { row_block });
@@ -145,10 +146,20 @@ mod cuda {
     use candle_core::{DType, Result, Tensor};
     use half::bf16;
 
-    use crate::engine::cuda_kernels::{self, device, output, prepared, view, wrap};
+    use crate::engine::cuda_kernels::{self, device, output, prepared_aligned, view, wrap};
 
-    /// Elements per program of the flat kernels (`FLAT_BLOCK` in kernels/fused_ops.py).
-    const FLAT_BLOCK: usize = 2048;
+    /// Rows × columns per program of the 2-D elementwise kernels (`TILE_ROWS`, `TILE_COLS` in
+    /// kernels/fused_ops.py).
+    const TILE: (usize, usize) = (4, 512);
+
+    /// The grid covering a `[rows, cols]` matrix with [`TILE`]s.
+    fn tile_grid(rows: usize, cols: usize) -> (u32, u32, u32) {
+        (
+            rows.div_ceil(TILE.0) as u32,
+            cols.div_ceil(TILE.1) as u32,
+            1,
+        )
+    }
 
     pub fn has_row_kernels(block: usize) -> bool {
         ["layer_norm_affine", "bias_rms_norm_rope", "bias_rms_norm"]
@@ -167,7 +178,7 @@ mod cuda {
         } else {
             t.reshape((t.elem_count() / dim, dim))?
         };
-        t.broadcast_as((batch, dim))?.contiguous()
+        prepared_aligned(&t.broadcast_as((batch, dim))?, DType::F32)
     }
 
     pub fn layer_norm_affine(
@@ -180,7 +191,7 @@ mod cuda {
         let (batch, rows, dim) = x.dims3()?;
         let image = cuda_kernels::fused_required(&format!("layer_norm_affine_{block}"))?;
         let device = device(x)?;
-        let x = prepared(x, DType::F32)?;
+        let x = prepared_aligned(x, DType::F32)?;
         let (w, b) = (per_batch(w, batch, dim)?, per_batch(b, batch, dim)?);
         let out = output::<bf16>(&device, x.dims())?;
         {
@@ -221,12 +232,15 @@ mod cuda {
         };
         let image = cuda_kernels::fused_required(&name)?;
         let device = device(y)?;
-        let y = prepared(y, DType::BF16)?;
-        let bias = prepared(bias, DType::BF16)?;
-        let weight = prepared(weight, DType::F32)?;
+        let y = prepared_aligned(y, DType::BF16)?;
+        let bias = prepared_aligned(bias, DType::BF16)?;
+        let weight = prepared_aligned(weight, DType::F32)?;
         // Without RoPE the tables are not read; any f32 tensor stands in.
         let (cos, sin) = match tables {
-            Some((c, s)) => (prepared(c, DType::F32)?, prepared(s, DType::F32)?),
+            Some((c, s)) => (
+                prepared_aligned(c, DType::F32)?,
+                prepared_aligned(s, DType::F32)?,
+            ),
             None => (weight.clone(), weight.clone()),
         };
         let half_head = match tables {
@@ -275,31 +289,26 @@ mod cuda {
     pub fn bias_flat(name: &str, y: &Tensor, bias: &Tensor) -> Result<Tensor> {
         let image = cuda_kernels::fused_required(name)?;
         let device = device(y)?;
-        let y = prepared(y, DType::BF16)?;
-        let bias = prepared(bias, DType::BF16)?;
+        let y = prepared_aligned(y, DType::BF16)?;
+        let bias = prepared_aligned(bias, DType::BF16)?;
         let n_cols = bias.elem_count();
         if y.dims().last() != Some(&n_cols) {
             candle_core::bail!("{name}: bias of {n_cols} for rows of {:?}", y.dims());
         }
-        let n = y.elem_count();
+        let rows = y.elem_count() / n_cols;
         let out = output::<bf16>(&device, y.dims())?;
         {
             let (ys, yl) = y.storage_and_layout();
             let (bs, bl) = bias.storage_and_layout();
             let (yv, bv) = (view::<bf16>(&ys, yl)?, view::<bf16>(&bs, bl)?);
-            let (n_elements, n_cols) = (n as i64, n_cols as i32);
+            let grid = tile_grid(rows, n_cols);
+            let (n_rows, n_cols) = (rows as i32, n_cols as i32);
             let func = cuda_kernels::function(&device, image)?;
             let stream = device.cuda_stream();
             let mut launch = stream.launch_builder(&func);
-            launch
-                .arg(&yv)
-                .arg(&bv)
-                .arg(&out)
-                .arg(&n_elements)
-                .arg(&n_cols);
-            let grid = (n.div_ceil(FLAT_BLOCK) as u32, 1, 1);
+            launch.arg(&yv).arg(&bv).arg(&out).arg(&n_rows).arg(&n_cols);
             // SAFETY: arguments match the kernel in kernels/fused_ops.py; `y` and `out` hold
-            // `n` elements, `bias` one row.
+            // `rows` rows of `n_cols`, `bias` one row; all start 16-byte aligned (`prepared_aligned`).
             unsafe { cuda_kernels::launch(image, grid, launch) }?;
         }
         Ok(wrap(out, device, y.dims()))
@@ -321,15 +330,14 @@ mod cuda {
             "bias_residual"
         })?;
         let device = device(x)?;
-        let x = prepared(x, DType::F32)?;
-        let y = prepared(y, DType::BF16)?;
-        let bias = prepared(bias, DType::BF16)?;
+        let x = prepared_aligned(x, DType::F32)?;
+        let y = prepared_aligned(y, DType::BF16)?;
+        let bias = prepared_aligned(bias, DType::BF16)?;
         // Without a gate the pointer is not read; `x` stands in.
         let gate = match gate {
             Some(g) => per_batch(g, batch, dim)?,
             None => x.clone(),
         };
-        let n = x.elem_count();
         let out = output::<f32>(&device, x.dims())?;
         {
             let (xs, xl) = x.storage_and_layout();
@@ -338,19 +346,20 @@ mod cuda {
             let (gs, gl) = gate.storage_and_layout();
             let (xv, gv) = (view::<f32>(&xs, xl)?, view::<f32>(&gs, gl)?);
             let (yv, bv) = (view::<bf16>(&ys, yl)?, view::<bf16>(&bs, bl)?);
-            let (n_elements, n_cols, rows_per_batch) = (n as i64, dim as i32, rows as i32);
+            let grid = tile_grid(batch * rows, dim);
+            let (n_rows, n_cols, rows_per_batch) = ((batch * rows) as i32, dim as i32, rows as i32);
             let func = cuda_kernels::function(&device, image)?;
             let stream = device.cuda_stream();
             let mut launch = stream.launch_builder(&func);
             launch.arg(&xv).arg(&yv).arg(&bv).arg(&gv);
             launch
                 .arg(&out)
-                .arg(&n_elements)
+                .arg(&n_rows)
                 .arg(&n_cols)
                 .arg(&rows_per_batch);
-            let grid = (n.div_ceil(FLAT_BLOCK) as u32, 1, 1);
             // SAFETY: arguments match `bias_gate_residual` in kernels/fused_ops.py; `x`, `y`
-            // and `out` hold `n` elements, the gate `[B, D]`.
+            // and `out` hold B·rows rows of `dim`, the gate `[B, D]`; all start 16-byte
+            // aligned (`prepared_aligned`, `per_batch`).
             unsafe { cuda_kernels::launch(image, grid, launch) }?;
         }
         Ok(wrap(out, device, x.dims()))
