@@ -23,6 +23,9 @@ from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
 
+# The ping-pong turns and the row arithmetic are the bf16 kernel's.
+from flash_attention_ws import _pass_turn, _row_start, _take_turn
+
 # Rows of queries per consumer warpgroup (one wgmma M of 64) and consumers per CTA.
 ROWS_PER_CONSUMER = gl.constexpr(64)
 CONSUMERS = gl.constexpr(2)
@@ -35,11 +38,6 @@ PRODUCER_REGS = gl.constexpr(24)
 # 1.5·2²³: a float whose last mantissa bit is worth 1, centred so negative sums stay exact.
 MAGIC_BITS = gl.constexpr(0x4B400000)
 MAGIC = gl.constexpr(12582912.0)
-
-
-@gluon.jit
-def _row_start(off, row_stride):
-    return (off // row_stride).to(gl.int32), (off % row_stride).to(gl.int32)
 
 
 @gluon.jit
@@ -63,22 +61,6 @@ def _producer(q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, bars, q_row, k_row
         mbarrier.wait(v_empty.index(s), phase ^ 1)
         mbarrier.expect(v_ready.index(s), v_desc.block_type.nbytes)
         tma.async_copy_global_to_shared(v_desc, [v_row + j * BLOCK_N, v_col], v_ready.index(s), v_smem.index(s))
-
-
-@gluon.jit
-def _take_turn(turn, c: gl.constexpr, t):
-    """Ping-pong: consumer `c` waits until the other has issued its products of the round
-    before (consumer 0 goes first), so one consumer's softmax runs under the other's products
-    instead of both contending for the tensor cores at once. `turn` has one barrier per
-    consumer when ping-pong is on, and a single unused one when it is off."""
-    if turn.type.shape[0] == 2:
-        mbarrier.wait(turn.index(c), (t & 1) ^ (1 - c))
-
-
-@gluon.jit
-def _pass_turn(turn, c: gl.constexpr):
-    if turn.type.shape[0] == 2:
-        mbarrier.arrive(turn.index(1 - c), count=1)
 
 
 @gluon.jit
