@@ -82,10 +82,13 @@ mod tests {
     #[test]
     fn regions_add_up_per_name_and_clear_when_taken() {
         let dev = Device::Cpu;
-        let nap = || std::thread::sleep(std::time::Duration::from_millis(20));
+        let nap = || -> Result<()> {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            Ok(())
+        };
         assert_eq!(timed("short", &dev, || Ok(3)).unwrap(), 3);
-        timed("long", &dev, || Ok(nap())).unwrap();
-        timed("long", &dev, || Ok(nap())).unwrap();
+        timed("long", &dev, nap).unwrap();
+        timed("long", &dev, nap).unwrap();
         assert!(timed::<()>("failed", &dev, || candle_core::bail!("no")).is_err());
         let got = take();
         // Largest first; a failed region records nothing.
