@@ -23,8 +23,9 @@ from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
 
-# The ping-pong turns and the row arithmetic are the bf16 kernel's.
-from flash_attention_ws import _pass_turn, _row_start, _take_turn
+# The ping-pong turns, the row arithmetic and the last block with the store are the bf16
+# kernel's.
+from flash_attention_ws import _finish, _pass_turn, _row_start, _take_turn
 
 # Rows of queries per consumer warpgroup (one wgmma M of 64) and consumers per CTA.
 ROWS_PER_CONSUMER = gl.constexpr(64)
@@ -132,19 +133,8 @@ def _consume(c: gl.constexpr, o_ptr, q_smem, k_smem, v_smem, bars, o_off, so_m, 
         l_i = l_i * alpha + gl.sum(p, 1)
         p_op = gl.convert_layout(p.to(gl.bfloat16), p_layout)
 
-    last = (n_blocks - 1) % STAGES
-    mbarrier.wait(v_ready.index(last), ((n_blocks - 1) // STAGES) & 1)
-    _take_turn(turn, c, n_blocks)
-    acc = warpgroup_mma(p_op, v_smem.index(last), acc, is_async=True)
-    _pass_turn(turn, c)
-    acc = warpgroup_mma_wait(0, deps=(acc, ))
-    mbarrier.arrive(v_empty.index(last), count=1)
-
-    acc = acc / gl.convert_layout(l_i, gl.SliceLayout(1, o_layout))[:, None]
-    rows = m_start + c * ROWS + gl.arange(0, ROWS, layout=gl.SliceLayout(1, o_layout))
-    cols = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, o_layout))
-    ptrs = o_ptr + o_off + rows.to(gl.int64)[:, None] * so_m + cols[None, :]
-    gl.store(ptrs, acc.to(gl.bfloat16), mask=(rows < seq_q)[:, None])
+    _finish(c, o_ptr, v_smem, bars, p_op, acc, l_i, o_off, so_m, seq_q, m_start, n_blocks, ROWS, HEAD_DIM, STAGES,
+            o_layout)
 
 
 @gluon.jit

@@ -91,6 +91,27 @@ def _softmax(s, m_i, qk_scale, n_valid, MASKED: gl.constexpr, BLOCK_N: gl.conste
 
 
 @gluon.jit
+def _finish(c: gl.constexpr, o_ptr, v_smem, bars, p_op, acc, l_i, o_off, so_m, seq_q, m_start, n_blocks,
+            ROWS: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, o_layout: gl.constexpr):
+    """The last key block's p·v, then the normalised output rows of consumer `c`, stored as bf16
+    (shared with kernels/flash_attention_i8.py)."""
+    q_bar, k_ready, k_empty, v_ready, v_empty, turn = bars
+    last = (n_blocks - 1) % STAGES
+    mbarrier.wait(v_ready.index(last), ((n_blocks - 1) // STAGES) & 1)
+    _take_turn(turn, c, n_blocks)
+    acc = warpgroup_mma(p_op, v_smem.index(last), acc, is_async=True)
+    _pass_turn(turn, c)
+    acc = warpgroup_mma_wait(0, deps=(acc, ))
+    mbarrier.arrive(v_empty.index(last), count=1)
+
+    acc = acc / gl.convert_layout(l_i, gl.SliceLayout(1, o_layout))[:, None]
+    rows = m_start + c * ROWS + gl.arange(0, ROWS, layout=gl.SliceLayout(1, o_layout))
+    cols = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, o_layout))
+    ptrs = o_ptr + o_off + rows.to(gl.int64)[:, None] * so_m + cols[None, :]
+    gl.store(ptrs, acc.to(gl.bfloat16), mask=(rows < seq_q)[:, None])
+
+
+@gluon.jit
 def _consume(c: gl.constexpr, o_ptr, q_smem, k_smem, v_smem, bars, o_off, so_m, seq_q, seq_k, m_start, qk_scale,
              HEAD_DIM: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr):
     q_bar, k_ready, k_empty, v_ready, v_empty, turn = bars
@@ -141,19 +162,8 @@ def _consume(c: gl.constexpr, o_ptr, q_smem, k_smem, v_smem, bars, o_off, so_m, 
         l_i = l_i * alpha + gl.sum(p, 1)
         p_op = gl.convert_layout(p.to(gl.bfloat16), p_layout)
 
-    last = (n_blocks - 1) % STAGES
-    mbarrier.wait(v_ready.index(last), ((n_blocks - 1) // STAGES) & 1)
-    _take_turn(turn, c, n_blocks)
-    acc = warpgroup_mma(p_op, v_smem.index(last), acc, is_async=True)
-    _pass_turn(turn, c)
-    acc = warpgroup_mma_wait(0, deps=(acc, ))
-    mbarrier.arrive(v_empty.index(last), count=1)
-
-    acc = acc / gl.convert_layout(l_i, gl.SliceLayout(1, o_layout))[:, None]
-    rows = m_start + c * ROWS + gl.arange(0, ROWS, layout=gl.SliceLayout(1, o_layout))
-    cols = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, o_layout))
-    ptrs = o_ptr + o_off + rows.to(gl.int64)[:, None] * so_m + cols[None, :]
-    gl.store(ptrs, acc.to(gl.bfloat16), mask=(rows < seq_q)[:, None])
+    _finish(c, o_ptr, v_smem, bars, p_op, acc, l_i, o_off, so_m, seq_q, m_start, n_blocks, ROWS, HEAD_DIM, STAGES,
+            o_layout)
 
 
 @gluon.jit
