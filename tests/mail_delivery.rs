@@ -146,6 +146,38 @@ async fn same_key_twice_sends_one_mail() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_while_the_server_answers_sends_the_mail_once() {
+    init_logs();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = SmtpServer::start_replying_late(
+        free_port(),
+        &dir.path().join("maildir"),
+        Duration::from_millis(700),
+    )
+    .await;
+    let (_db, tree) = open_tree(dir.path());
+    let running = Running::start(smtp_settings(server.port, None), tree.clone());
+    let n = done("job-000042/done", &["ann@example.org"], None);
+    assert!(running.mailer.enqueue(n).await.expect("enqueue"));
+
+    // The server holds the message and has not said so yet: the daemon is stopped now.
+    wait_for_mails(&server.maildir, 1, WAIT).await;
+    let mailer = running.stop().await;
+    assert_eq!(
+        mailer.pending().expect("pending"),
+        0,
+        "the answer was awaited"
+    );
+    drop(mailer);
+
+    // A restart does not send it a second time.
+    let running = Running::start(smtp_settings(server.port, None), tree);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    running.stop().await;
+    assert_eq!(mails(&server.maildir).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_recipient_is_dropped_and_later_mail_still_goes_out() {
     init_logs();
     let dir = tempfile::tempdir().expect("temp dir");

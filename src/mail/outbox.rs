@@ -2,7 +2,8 @@
 //! sled and flushes before returning, so a crash right after cannot lose it; `run` sends
 //! what is due, oldest first, removes what was delivered and reschedules what failed with
 //! exponential backoff. Delivery is at least once: a crash between the server's "250 OK"
-//! and the removal sends that mail again on restart.
+//! and the removal sends that mail again on restart. A shutdown lets a message already
+//! being sent finish (for a moment), so an orderly stop does not.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,6 +23,11 @@ pub const SETTLED_KEY_RETENTION_SECS: u64 = 30 * 24 * 3600;
 
 /// Sleep bound when nothing is pending; `enqueue` wakes the loop earlier.
 const IDLE_WAKE_SECS: u64 = 3600;
+
+/// How long a shutdown waits for a message already being sent. The server may hold the
+/// message by now; cutting the transaction off before its answer would send it again
+/// after the restart, so a reply that is a moment away is worth waiting for.
+const SHUTDOWN_SEND_GRACE_SECS: u64 = 2;
 
 /// Sends job notifications, durably and with retries.
 pub struct Mailer {
@@ -187,17 +193,39 @@ impl Mailer {
     ) -> Result<Pass, Error> {
         let started_unix_ms = now_unix_ms();
         for (id, mut record) in self.store.records()? {
+            if shutdown.is_cancelled() {
+                break;
+            }
             if record.next_attempt_unix_ms > started_unix_ms {
                 continue;
             }
             let n = &record.notification;
             let poster = n.read_poster().await;
             let sent = match build_message(n, &self.from, poster) {
-                Ok(message) => tokio::select! {
-                    sent = sender.send(message) => sent,
-                    // Abandoned mid-send: the record stays and goes out after the restart.
-                    _ = shutdown.cancelled() => break,
-                },
+                Ok(message) => {
+                    let send = sender.send(message);
+                    tokio::pin!(send);
+                    tokio::select! {
+                        sent = &mut send => sent,
+                        _ = shutdown.cancelled() => {
+                            let grace = Duration::from_secs(SHUTDOWN_SEND_GRACE_SECS);
+                            match tokio::time::timeout(grace, &mut send).await {
+                                Ok(sent) => sent,
+                                Err(_) => {
+                                    // Abandoned mid-send: the record stays and goes out
+                                    // after the restart.
+                                    warn!(
+                                        key = %n.key,
+                                        grace_secs = SHUTDOWN_SEND_GRACE_SECS,
+                                        "shutting down in the middle of sending a mail; \
+                                         it is sent again after the restart"
+                                    );
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
                 Err(e) => Err(e),
             };
             let now = now_unix_ms();

@@ -85,6 +85,21 @@ impl SmtpServer {
     /// Starts a server on `port` storing mail in `maildir`; `auth` = (user, password) makes
     /// AUTH mandatory. Returns once the port accepts connections.
     pub async fn start(port: u16, maildir: &Path, auth: Option<(&str, &str)>) -> Self {
+        Self::launch(port, maildir, auth, Duration::ZERO).await
+    }
+
+    /// A server that stores each message, then waits `reply_delay` before its "250 OK":
+    /// the moment in which the message is the server's but the client does not know it.
+    pub async fn start_replying_late(port: u16, maildir: &Path, reply_delay: Duration) -> Self {
+        Self::launch(port, maildir, None, reply_delay).await
+    }
+
+    async fn launch(
+        port: u16,
+        maildir: &Path,
+        auth: Option<(&str, &str)>,
+        reply_delay: Duration,
+    ) -> Self {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_server.py");
         std::fs::create_dir_all(maildir).expect("creating the maildir");
         let log = std::fs::File::create(maildir.with_extension("log")).expect("server log");
@@ -98,6 +113,9 @@ impl SmtpServer {
             .stderr(log);
         if let Some((user, password)) = auth {
             command.args(["--auth", &format!("{user}:{password}")]);
+        }
+        if !reply_delay.is_zero() {
+            command.args(["--reply-delay-secs", &reply_delay.as_secs_f64().to_string()]);
         }
         let child = command.spawn().expect(
             "starting /usr/bin/python3 tests/support/smtp_server.py (needs python3-aiosmtpd)",

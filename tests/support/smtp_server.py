@@ -3,12 +3,14 @@
 Stores every accepted message as one file in <maildir>/new/, with an `X-RcptTo:` line
 (the envelope recipients) before the raw message. Recipients whose local part starts
 with "reject" get a permanent `550`, and `--auth USER:PASSWORD` makes AUTH mandatory
-(PLAIN/LOGIN over plain text, as a local test relay).
+(PLAIN/LOGIN over plain text, as a local test relay). `--reply-delay-secs S` stores each
+message and only then waits S seconds before answering "250 OK".
 
 Run with the system interpreter: /usr/bin/python3 tests/support/smtp_server.py ...
 """
 
 import argparse
+import asyncio
 import os
 import signal
 import threading
@@ -19,7 +21,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class MaildirHandler:
-    def __init__(self, maildir):
+    def __init__(self, maildir, reply_delay_secs):
+        self.reply_delay_secs = reply_delay_secs
         self.new = os.path.join(maildir, "new")
         self.tmp = os.path.join(maildir, "tmp")
         os.makedirs(self.new, exist_ok=True)
@@ -39,6 +42,8 @@ class MaildirHandler:
             f.write(envelope.original_content or envelope.content)
         # Written aside and renamed, so a reader never sees half a message.
         os.rename(tmp, os.path.join(self.new, name))
+        if self.reply_delay_secs:
+            await asyncio.sleep(self.reply_delay_secs)
         return "250 OK: queued as " + name
 
 
@@ -60,6 +65,7 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--maildir", required=True)
     parser.add_argument("--auth", help="USER:PASSWORD; AUTH becomes mandatory")
+    parser.add_argument("--reply-delay-secs", type=float, default=0.0)
     args = parser.parse_args()
 
     kwargs = {}
@@ -71,7 +77,7 @@ def main():
             auth_require_tls=False,
         )
     controller = Controller(
-        MaildirHandler(args.maildir), hostname="127.0.0.1", port=args.port, **kwargs
+        MaildirHandler(args.maildir, args.reply_delay_secs), hostname="127.0.0.1", port=args.port, **kwargs
     )
     controller.start()
     print("ready", flush=True)
