@@ -6,7 +6,8 @@ kernel variant into OUT_DIR and `kernels.rs`, four tables the Rust engine embeds
 Gluon kernels of kernels/flash_attention_ws.py, whose Q/K/V are TMA descriptors), FUSED
 (kernels/fused_ops.py, kernels/channel_norm.py, the splitters of kernels/causal_conv.py, the
 quantizers of kernels/quantized_attention.py), CONV (kernels/causal_conv.py) and
-QUANTIZED_ATTENTION (kernels/flash_attention_i8.py, then kernels/quantized_attention.py). A cubin's parameters are its kernel's
+QUANTIZED_ATTENTION (kernels/flash_attention_i8f8.py, kernels/flash_attention_i8.py, then
+kernels/quantized_attention.py). A cubin's parameters are its kernel's
 non-constexpr arguments in order, then two scratch pointers Triton appends, passed as null:
 compilation fails here if a kernel would need either.
 """
@@ -25,6 +26,7 @@ import causal_conv  # noqa: E402
 import channel_norm  # noqa: E402
 import flash_attention  # noqa: E402
 import flash_attention_i8  # noqa: E402
+import flash_attention_i8f8  # noqa: E402
 import flash_attention_ws  # noqa: E402
 import fused_ops  # noqa: E402
 import quantized_attention  # noqa: E402
@@ -82,12 +84,30 @@ def main(out_dir: str, arch: int) -> None:
             raise SystemExit(f"{name}: unexpected TMA boxes {meta.tensordesc_meta}")
         image = image.replace(f'name: "attention_{name}"', f'name: "{name}"')
         warp_specialized.append(f"    AttentionKernel {{ head_dim: 128, block_m: {ws.CONSUMERS.value * ws.ROWS_PER_CONSUMER.value}, "
-                         f"tma: Some(TmaBoxes {{ q_rows: {q_box[0]}, kv_rows: {k_box[0]}, cols: {k_box[1]} }}), "
+                         f"tma: Some(TmaBoxes {{ q_rows: {q_box[0]}, kv_rows: {k_box[0]}, cols: {k_box[1]}, "
+                         f"values: Values::Bf16Rows }}), "
                          f"image: KernelImage {{ {image} }} }},")
     attention = warp_specialized + attention
-    # The warp-specialised 8-bit kernels, first in the 8-bit table (the default for width 128).
-    i8 = flash_attention_i8
+    # The warp-specialised 8-bit kernels, first in the 8-bit table (the default for width 128):
+    # both products 8-bit, then INT8 q·kᵀ with bf16 p·v.
     quantized = []
+    f8 = flash_attention_i8f8
+    f8_names = list(f8.signature(128))
+    f8_aligned = {(f8_names.index(a),): [["tt.divisibility", 16]] for a in f8.ALIGNED_ARGS}
+    for block_n, stages, pingpong in f8.VARIANTS:
+        name = f"qattn_ws8_hd128_n{block_n}_s{stages}" + ("_pp" if pingpong else "")
+        image, meta = compile_one(out, arch, name, f8.attention_i8f8, f8.signature(block_n),
+                                  {"HEAD_DIM": 128, "BLOCK_N": block_n, "STAGES": stages, "PINGPONG": pingpong},
+                                  4, 1, f8_aligned, gluon=True, maxnreg=f8.MAXNREG, with_meta=True)
+        q_box, k_box, v_box = [d["block_size"] for d in meta.tensordesc_meta]
+        # int8 q and k, fp8 vᵀ (128 channels × a key block): every box is 128 bytes wide.
+        if ([q_box[1], k_box[1], v_box[1], v_box[0]] != [128, 128, block_n, 128] or k_box[0] != block_n
+                or any(d["swizzle"] != 3 for d in meta.tensordesc_meta)):
+            raise SystemExit(f"{name}: unexpected TMA boxes {meta.tensordesc_meta}")
+        quantized.append(f"    AttentionKernel {{ head_dim: 128, block_m: {f8.CONSUMERS.value * f8.ROWS_PER_CONSUMER.value}, "
+                         f"tma: Some(TmaBoxes {{ q_rows: {q_box[0]}, kv_rows: {k_box[0]}, cols: 128, "
+                         f"values: Values::Fp8Transposed }}), image: KernelImage {{ {image} }} }},")
+    i8 = flash_attention_i8
     i8_names = list(i8.signature(128))
     i8_aligned = {(i8_names.index(a),): [["tt.divisibility", 16]] for a in i8.ALIGNED_ARGS}
     for block_n, stages, pingpong in i8.VARIANTS:
@@ -101,7 +121,8 @@ def main(out_dir: str, arch: int) -> None:
                 or any(d["swizzle"] != 3 for d in meta.tensordesc_meta)):
             raise SystemExit(f"{name}: unexpected TMA boxes {meta.tensordesc_meta}")
         quantized.append(f"    AttentionKernel {{ head_dim: 128, block_m: {i8.CONSUMERS.value * i8.ROWS_PER_CONSUMER.value}, "
-                         f"tma: Some(TmaBoxes {{ q_rows: {q_box[0]}, kv_rows: {k_box[0]}, cols: {v_box[1]} }}), "
+                         f"tma: Some(TmaBoxes {{ q_rows: {q_box[0]}, kv_rows: {k_box[0]}, cols: {v_box[1]}, "
+                         f"values: Values::Bf16Rows }}), "
                          f"image: KernelImage {{ {image} }} }},")
     fused = []
     for name, (fn, signature, constexprs, warps, *aligned) in [*fused_ops.variants().items(),

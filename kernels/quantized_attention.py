@@ -1,11 +1,13 @@
 """8-bit attention for vaced's CUDA engine (the SageAttention recipe): q·kᵀ on INT8 and p·v on
 FP8 (e4m3) tensor cores, twice the bf16 rate on Hopper, with f32 softmax and accumulation.
 
-Four kernels, launched in order by src/engine/attention/quantized_cuda.rs. For head width 128
+The kernels, launched in order by src/engine/attention/quantized_cuda.rs. For head width 128
 the warp-specialised kernel of kernels/flash_attention_i8.py (INT8 q·kᵀ, bf16 p·v) replaces
 the last three: quantize_k_blocks gives k one scale per block of 128 tokens, v stays bf16.
-  column_stats   per (batch·head, channel): the sum of k over the tokens, the mean of v
-                 and the largest |v − mean|
+  column_partials, column_stats
+                 per (batch·head, channel): the sum of k over the tokens, the mean of v
+                 and the largest |v − mean| (partial sums over chunks of tokens, then
+                 their reduction)
   quantize_rows  q or k → int8 with one scale per token (k minus its mean first, which
                  changes no softmax row but leaves the quantizer only the variation)
   quantize_v     v minus its mean → fp8 scaled per channel, stored transposed ([BH, D, L])
@@ -29,26 +31,33 @@ PAD_TOKENS = 128
 LOG2_FP8_MAX = tl.constexpr(8.807354922057604)
 
 
+# Keys per program of quantize_v (QUANTIZE_V_KEYS in src/engine/attention/quantized_cuda.rs,
+# which sizes the grid: a mismatch leaves part of v's copy unwritten).
+V_KEYS = 128
+# Tokens per program of column_partials: enough programs to fill the GPU at the models'
+# lengths (12 heads × 32760 tokens → 384), each reading whole 256-byte rows.
+STATS_CHUNK = 1024
+
+
 @triton.jit
-def column_stats(K, V, KSUM, VMEAN, VRANGE, seq, heads, sk_b, sk_h, sk_l, sv_b, sv_h, sv_l,
-                 HEAD_DIM: tl.constexpr, D_PAD: tl.constexpr, BLOCK_L: tl.constexpr,
-                 BLOCK_D: tl.constexpr):
-    """One program: BLOCK_D channels of one (batch, head) over all tokens (deterministic:
-    no atomics). The outputs are f32 [BH, D_PAD], zero past HEAD_DIM."""
+def column_partials(K, V, PART, seq, heads, sk_b, sk_h, sk_l, sv_b, sv_h, sv_l,
+                    HEAD_DIM: tl.constexpr, D_PAD: tl.constexpr, BLOCK_L: tl.constexpr, CHUNK: tl.constexpr):
+    """One program: all channels of one (batch, head) over CHUNK tokens. PART f32
+    [BH, chunks, 4, D_PAD]: the chunk's sum of k, sum of v, max of v, min of v."""
     bh = tl.program_id(0)
-    d0 = tl.program_id(1) * BLOCK_D
+    chunk = tl.program_id(1)
     b = bh // heads
     h = bh % heads
     offs_l = tl.arange(0, BLOCK_L)
-    offs_d = d0 + tl.arange(0, BLOCK_D)
+    offs_d = tl.arange(0, D_PAD)
     d_ok = (offs_d < HEAD_DIM)[None, :]
     k_base = K + b.to(tl.int64) * sk_b + h.to(tl.int64) * sk_h + offs_d[None, :]
     v_base = V + b.to(tl.int64) * sv_b + h.to(tl.int64) * sv_h + offs_d[None, :]
-    ksum = tl.zeros([BLOCK_D], dtype=tl.float32)
-    vsum = tl.zeros([BLOCK_D], dtype=tl.float32)
-    vmax = tl.full([BLOCK_D], float("-inf"), dtype=tl.float32)
-    vmin = tl.full([BLOCK_D], float("inf"), dtype=tl.float32)
-    for l0 in range(0, seq, BLOCK_L):
+    ksum = tl.zeros([D_PAD], dtype=tl.float32)
+    vsum = tl.zeros([D_PAD], dtype=tl.float32)
+    vmax = tl.full([D_PAD], float("-inf"), dtype=tl.float32)
+    vmin = tl.full([D_PAD], float("inf"), dtype=tl.float32)
+    for l0 in range(chunk * CHUNK, tl.minimum(seq, (chunk + 1) * CHUNK), BLOCK_L):
         rows = l0 + offs_l
         ok = (rows < seq)[:, None] & d_ok
         k = tl.load(k_base + rows.to(tl.int64)[:, None] * sk_l, mask=ok, other=0.0).to(tl.float32)
@@ -57,6 +66,30 @@ def column_stats(K, V, KSUM, VMEAN, VRANGE, seq, heads, sk_b, sk_h, sk_l, sv_b, 
         vsum += tl.sum(v, 0)
         vmax = tl.maximum(vmax, tl.max(tl.where(ok, v, float("-inf")), 0))
         vmin = tl.minimum(vmin, tl.min(tl.where(ok, v, float("inf")), 0))
+    out = PART + (bh * tl.num_programs(1) + chunk).to(tl.int64) * 4 * D_PAD + offs_d
+    tl.store(out, ksum)
+    tl.store(out + D_PAD, vsum)
+    tl.store(out + 2 * D_PAD, vmax)
+    tl.store(out + 3 * D_PAD, vmin)
+
+
+@triton.jit
+def column_stats(PART, KSUM, VMEAN, VRANGE, seq, chunks, HEAD_DIM: tl.constexpr, D_PAD: tl.constexpr):
+    """One program per (batch, head): column_partials' chunks, in order (deterministic: no
+    atomics) → the sum of k over the tokens, the mean of v and the largest |v − mean|, f32
+    [BH, D_PAD], zero past HEAD_DIM."""
+    bh = tl.program_id(0)
+    offs_d = tl.arange(0, D_PAD)
+    ksum = tl.zeros([D_PAD], dtype=tl.float32)
+    vsum = tl.zeros([D_PAD], dtype=tl.float32)
+    vmax = tl.full([D_PAD], float("-inf"), dtype=tl.float32)
+    vmin = tl.full([D_PAD], float("inf"), dtype=tl.float32)
+    for c in range(0, chunks):
+        part = PART + (bh * chunks + c).to(tl.int64) * 4 * D_PAD + offs_d
+        ksum += tl.load(part)
+        vsum += tl.load(part + D_PAD)
+        vmax = tl.maximum(vmax, tl.load(part + 2 * D_PAD))
+        vmin = tl.minimum(vmin, tl.load(part + 3 * D_PAD))
     vmean = vsum / seq
     vrange = tl.maximum(vmax - vmean, vmean - vmin)
     live = offs_d < HEAD_DIM
@@ -127,9 +160,11 @@ def quantize_k_blocks(X, MEAN_SUM, OUT, SCALES, seq, l_pad, heads, sx_b, sx_h, s
 
 @triton.jit
 def quantize_v(V, VMEAN, VRANGE, OUT, seq, l_pad, heads, sv_b, sv_h, sv_l,
-               HEAD_DIM: tl.constexpr, D_PAD: tl.constexpr, BLOCK_L: tl.constexpr):
+               HEAD_DIM: tl.constexpr, D_PAD: tl.constexpr, BLOCK_L: tl.constexpr, PERMUTED: tl.constexpr):
     """fp8((v − mean) · 448 / range) per channel, stored transposed: OUT fp8
-    [BH, D_PAD, l_pad]; padding gets zeros."""
+    [BH, D_PAD, l_pad]; padding gets zeros. PERMUTED stores the keys of each group of 32 in
+    the order kernels/flash_attention_i8f8.py holds its probabilities in (key 16a + 8b + 2t + e
+    at 16a + 4t + 2b + e)."""
     bh = tl.program_id(1)
     rows = tl.program_id(0) * BLOCK_L + tl.arange(0, BLOCK_L)
     offs_d = tl.arange(0, D_PAD)
@@ -138,6 +173,9 @@ def quantize_v(V, VMEAN, VRANGE, OUT, seq, l_pad, heads, sv_b, sv_h, sv_l,
     vrange = tl.load(VRANGE + bh * D_PAD + offs_d)
     inv = tl.where(vrange > 0, 448.0 / vrange, 0.0)
     vq = tl.where(ok, (v - vmean[None, :]) * inv[None, :], 0.0).to(tl.float8e4nv)
+    if PERMUTED:
+        # Reorder the tile's keys in registers, so the rows still store as contiguous bytes.
+        vq = vq.reshape([BLOCK_L // 32, 2, 2, 4, 2, D_PAD]).permute(0, 1, 3, 2, 4, 5).reshape([BLOCK_L, D_PAD])
     out = OUT + bh.to(tl.int64) * D_PAD * l_pad + offs_d[:, None].to(tl.int64) * l_pad + rows[None, :]
     tl.store(out, tl.trans(vq))
 
@@ -223,14 +261,17 @@ def variants():
     for head_dim, tiles in ATTENTION_TILES.items():
         d_pad = max(32, triton.next_power_of_2(head_dim))
         dims = {"HEAD_DIM": head_dim, "D_PAD": d_pad}
+        out[f"qattn_partials_hd{head_dim}"] = (
+            column_partials,
+            {"K": "*bf16", "V": "*bf16", "PART": "*fp32", "seq": "i32", "heads": "i32", **STRIDES_K, **STRIDES_V,
+             "HEAD_DIM": "constexpr", "D_PAD": "constexpr", "BLOCK_L": "constexpr", "CHUNK": "constexpr"},
+            {**dims, "BLOCK_L": 64, "CHUNK": STATS_CHUNK}, 4, 1,
+            ["K", "V", "sk_b", "sk_h", "sk_l", "sv_b", "sv_h", "sv_l"])
         out[f"qattn_stats_hd{head_dim}"] = (
             column_stats,
-            {"K": "*bf16", "V": "*bf16", "KSUM": "*fp32", "VMEAN": "*fp32", "VRANGE": "*fp32", "seq": "i32",
-             "heads": "i32",
-             **STRIDES_K, **STRIDES_V,
-             "HEAD_DIM": "constexpr", "D_PAD": "constexpr", "BLOCK_L": "constexpr", "BLOCK_D": "constexpr"},
-            {**dims, "BLOCK_L": 128, "BLOCK_D": 16}, 4, 2,
-            ["K", "V", "sk_b", "sk_h", "sk_l", "sv_b", "sv_h", "sv_l"])
+            {"PART": "*fp32", "KSUM": "*fp32", "VMEAN": "*fp32", "VRANGE": "*fp32", "seq": "i32", "chunks": "i32",
+             "HEAD_DIM": "constexpr", "D_PAD": "constexpr"},
+            dims, 4, 1, [])
         for center in (False, True):
             out[f"qattn_rows_hd{head_dim}_{'k' if center else 'q'}"] = (
                 quantize_rows,
@@ -251,9 +292,14 @@ def variants():
         out[f"qattn_v_hd{head_dim}"] = (
             quantize_v,
             {"V": "*bf16", "VMEAN": "*fp32", "VRANGE": "*fp32", "OUT": "*fp8e4nv", "seq": "i32", "l_pad": "i32", "heads": "i32",
-             **STRIDES_V, "HEAD_DIM": "constexpr", "D_PAD": "constexpr", "BLOCK_L": "constexpr"},
-            {**dims, "BLOCK_L": 64}, 4, 1,
+             **STRIDES_V, "HEAD_DIM": "constexpr", "D_PAD": "constexpr", "BLOCK_L": "constexpr",
+             "PERMUTED": "constexpr"},
+            {**dims, "BLOCK_L": V_KEYS, "PERMUTED": False}, 4, 1,
             ["V", "OUT", "sv_b", "sv_h", "sv_l", "l_pad"])
+        if head_dim == 128:
+            out[f"qattn_vperm_hd{head_dim}"] = (
+                quantize_v, out[f"qattn_v_hd{head_dim}"][1], {**dims, "BLOCK_L": V_KEYS, "PERMUTED": True}, 4, 1,
+                ["V", "OUT", "sv_b", "sv_h", "sv_l", "l_pad"])
         for block_m, block_n, warps, stages in tiles:
             out[f"qattn_hd{head_dim}_m{block_m}_n{block_n}_w{warps}_s{stages}"] = (
                 attention_fwd,

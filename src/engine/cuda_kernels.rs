@@ -47,6 +47,18 @@ pub struct TmaBoxes {
     pub q_rows: u32,
     pub kv_rows: u32,
     pub cols: u32,
+    pub values: Values,
+}
+
+/// What a warp-specialised attention kernel reads as v.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Values {
+    /// The model's bf16 v, through a row view of the tensor.
+    Bf16Rows,
+    /// The quantizers' FP8 copy (kernels/flash_attention_i8f8.py): centred and scaled per
+    /// channel, transposed to `[BH·128, Lk_pad]` with the keys of every 32 permuted; read in
+    /// boxes of 128 channels × `kv_rows` keys.
+    Fp8Transposed,
 }
 
 /// A convolution kernel of the VAE (kernels/causal_conv.py): `name` is

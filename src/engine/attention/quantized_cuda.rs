@@ -1,8 +1,10 @@
 //! 8-bit attention on CUDA (`kernels/quantized_attention.py`): q and k quantized to INT8 per
 //! token (k centred on its mean first), v centred to FP8 per channel, then one fused kernel with
-//! INT8 q·kᵀ and FP8 p·v products. For head width 128 the warp-specialised kernel
-//! (`kernels/flash_attention_i8.py`) is used instead: INT8 q·kᵀ with k scaled per block of 128
-//! tokens, bf16 p·v straight from the model's v. The quantized copies live only for the call.
+//! INT8 q·kᵀ and FP8 p·v products. For head width 128 the warp-specialised kernels are used
+//! instead, with k scaled per block of 128 tokens: `kernels/flash_attention_i8f8.py` (the
+//! default; FP8 p·v from a transposed copy of v whose keys are stored in the order the kernel
+//! holds its probabilities) or `kernels/flash_attention_i8.py` (bf16 p·v straight from the
+//! model's v). The quantized copies live only for the call.
 
 use candle_core::cuda::cudarc::driver::{CudaSlice, DevicePtr, PushKernelArg};
 use candle_core::{DType, Result, Tensor};
@@ -10,17 +12,19 @@ use half::bf16;
 
 use super::flash_cuda::{strides, unsupported_layout};
 use super::row_view::RowView;
-use super::tma::int8_rows_descriptor;
+use super::tma::{TmaDescriptor, int8_rows_descriptor};
 use crate::engine::cuda_kernels::{
-    self, AttentionKernel, QUANTIZED_ATTENTION, device, output, view, wrap,
+    self, AttentionKernel, QUANTIZED_ATTENTION, Values, device, output, view, wrap,
 };
 
 /// Token axes of the quantized copies are padded to this (`PAD_TOKENS` in the kernels).
 const PAD_TOKENS: usize = 128;
-/// Rows per program of the quantizers (`BLOCK_L` of `quantize_rows` and `quantize_v`).
+/// Rows per program of `quantize_rows` (its `BLOCK_L`).
 const QUANTIZE_ROWS: usize = 64;
-/// Channels per program of `column_stats`.
-const STATS_CHANNELS: usize = 16;
+/// Keys per program of `quantize_v` (`V_KEYS` in the kernels).
+const QUANTIZE_V_KEYS: usize = 128;
+/// Tokens per program of `column_partials` (`STATS_CHUNK` in the kernels).
+const STATS_CHUNK: usize = 1024;
 
 pub fn kernels() -> impl Iterator<Item = &'static AttentionKernel> {
     QUANTIZED_ATTENTION.iter()
@@ -45,7 +49,11 @@ pub fn unsupported(
     if let Some(why) = unsupported_layout(kernel.head_dim, q, k, v)? {
         return Ok(Some(why));
     }
-    if kernel.tma.is_some() {
+    if kernel
+        .tma
+        .as_ref()
+        .is_some_and(|b| b.values == Values::Bf16Rows)
+    {
         if let Err(why) = RowView::of(v.layout()) {
             return Ok(Some(format!("v cannot be read with TMA: {why}")));
         }
@@ -58,12 +66,20 @@ pub fn unsupported(
 }
 
 /// The quantizers `kernel` needs, in launch order: column statistics, q, then k (per token
-/// for the Triton kernels, per block for the warp-specialised ones) and v (Triton only).
+/// for the Triton kernels, per block for the warp-specialised ones) and v (but for the
+/// warp-specialised kernel that reads the model's v).
 fn helper_names(kernel: &AttentionKernel) -> Vec<String> {
     let d = kernel.head_dim;
-    let mut names = vec![format!("qattn_stats_hd{d}"), format!("qattn_rows_hd{d}_q")];
-    if kernel.tma.is_some() {
+    let mut names = vec![
+        format!("qattn_partials_hd{d}"),
+        format!("qattn_stats_hd{d}"),
+        format!("qattn_rows_hd{d}_q"),
+    ];
+    if let Some(boxes) = &kernel.tma {
         names.push(format!("qattn_kblocks_hd{d}"));
+        if boxes.values == Values::Fp8Transposed {
+            names.push(format!("qattn_vperm_hd{d}"));
+        }
     } else {
         names.push(format!("qattn_rows_hd{d}_k"));
         names.push(format!("qattn_v_hd{d}"));
@@ -94,7 +110,7 @@ pub fn attention(
         .iter()
         .map(|n| cuda_kernels::fused_required(n))
         .collect::<Result<Vec<_>>>()?;
-    let (stats, rows_q) = (helpers[0], helpers[1]);
+    let (partials, stats, rows_q) = (helpers[0], helpers[1], helpers[2]);
 
     let (qs_, ql) = q.storage_and_layout();
     let (ks_, kl) = k.storage_and_layout();
@@ -110,27 +126,32 @@ pub fn attention(
     let (heads, seq_q, seq_k) = (h as i32, lq as i32, lk as i32);
     let (pad_q, pad_k) = (lq_pad as i32, lk_pad as i32);
 
-    // Column statistics per (batch·head, channel): sum of k, mean of v, max |v − mean|.
+    // Column statistics per (batch·head, channel): sum of k, mean of v, max |v − mean|;
+    // partial ones over chunks of tokens first, so that the pass over k and v fills the GPU.
     let k_sum: CudaSlice<f32> = output(&cuda, &[bh, d_pad])?;
     let v_mean: CudaSlice<f32> = output(&cuda, &[bh, d_pad])?;
     let v_range: CudaSlice<f32> = output(&cuda, &[bh, d_pad])?;
     {
-        let func = cuda_kernels::function(&cuda, stats)?;
+        let chunks = lk.div_ceil(STATS_CHUNK);
+        let parts: CudaSlice<f32> = output(&cuda, &[bh, chunks, 4, d_pad])?;
+        let func = cuda_kernels::function(&cuda, partials)?;
         let mut launch = stream.launch_builder(&func);
-        launch
-            .arg(&kv)
-            .arg(&vv)
-            .arg(&k_sum)
-            .arg(&v_mean)
-            .arg(&v_range);
+        launch.arg(&kv).arg(&vv).arg(&parts);
         launch.arg(&seq_k).arg(&heads);
         for s in [&sk_b, &sk_h, &sk_l, &sv_b, &sv_h, &sv_l] {
             launch.arg(s);
         }
-        let grid = (bh as u32, (d_pad / STATS_CHANNELS) as u32, 1);
-        // SAFETY: matches `column_stats`; k and v cover B·H·Lk·D through their strides, the
-        // outputs hold BH·D_PAD.
-        unsafe { cuda_kernels::launch(stats, grid, launch) }?;
+        let grid = (bh as u32, chunks as u32, 1);
+        // SAFETY: matches `column_partials`; k and v cover B·H·Lk·D through their strides,
+        // `parts` holds BH·chunks·4·D_PAD.
+        unsafe { cuda_kernels::launch(partials, grid, launch) }?;
+        let chunks = chunks as i32;
+        let func = cuda_kernels::function(&cuda, stats)?;
+        let mut launch = stream.launch_builder(&func);
+        launch.arg(&parts).arg(&k_sum).arg(&v_mean).arg(&v_range);
+        launch.arg(&seq_k).arg(&chunks);
+        // SAFETY: matches `column_stats`; `parts` holds BH·chunks·4·D_PAD, the outputs BH·D_PAD.
+        unsafe { cuda_kernels::launch(stats, (bh as u32, 1, 1), launch) }?;
     }
 
     // q (with the softmax scale in log2 units folded in) and centred k to INT8 per token.
@@ -164,7 +185,7 @@ pub fn attention(
         let k8: CudaSlice<u8> = output(&cuda, &[bh, lk_pad, d_pad])?;
         let k_scales: CudaSlice<f32> = output(&cuda, &[bh, k_blocks])?;
         {
-            let image = helpers[2];
+            let image = helpers[3];
             let func = cuda_kernels::function(&cuda, image)?;
             let mut launch = stream.launch_builder(&func);
             launch.arg(&kv).arg(&k_sum).arg(&k8).arg(&k_scales);
@@ -176,67 +197,115 @@ pub fn attention(
             unsafe { cuda_kernels::launch(image, grid, launch) }?;
         }
         let out: CudaSlice<bf16> = output(&cuda, &[b, lq, h, d])?;
-        {
-            let v_view = RowView::of(vl).map_err(candle_core::Error::Msg)?;
-            let (q_ptr, _q_read) = q8.device_ptr(&stream);
-            let (k_ptr, _k_read) = k8.device_ptr(&stream);
-            let (v_ptr, _v_read) = vv.device_ptr(&stream);
-            let descriptors = [
+        let (so_b, so_h, so_m) = ((lq * h * d) as i64, d as i64, (h * d) as i64);
+        let (q_ptr, _q_read) = q8.device_ptr(&stream);
+        let (k_ptr, _k_read) = k8.device_ptr(&stream);
+        let mut descriptors: Vec<(TmaDescriptor, [i32; 2], [i64; 2])> = vec![
+            (
                 int8_rows_descriptor(q_ptr, bh * lq_pad, d_pad, boxes.q_rows)?,
+                [(bh * lq_pad) as i32, d_pad as i32],
+                [d_pad as i64, 1],
+            ),
+            (
                 int8_rows_descriptor(k_ptr, bh * lk_pad, d_pad, boxes.kv_rows)?,
-                v_view.descriptor(v_ptr, boxes.kv_rows, boxes)?,
-            ];
-            let dims = [
-                ([(bh * lq_pad) as i32, d_pad as i32], [d_pad as i64, 1i64]),
-                ([(bh * lk_pad) as i32, d_pad as i32], [d_pad as i64, 1i64]),
-                (
+                [(bh * lk_pad) as i32, d_pad as i32],
+                [d_pad as i64, 1],
+            ),
+        ];
+        let image = &kernel.image;
+        let func = cuda_kernels::function(&cuda, image)?;
+        match boxes.values {
+            Values::Bf16Rows => {
+                let v_view = RowView::of(vl).map_err(candle_core::Error::Msg)?;
+                let (v_ptr, _v_read) = vv.device_ptr(&stream);
+                descriptors.push((
+                    v_view.descriptor(v_ptr, boxes.kv_rows, boxes)?,
                     [v_view.rows as i32, v_view.row_stride as i32],
-                    [v_view.row_stride as i64, 1i64],
-                ),
-            ];
-            // The kernel finds each (batch, head) of v as a row of its view.
-            let sv_n = v_view.row_stride as i64;
-            let (so_b, so_h, so_m) = ((lq * h * d) as i64, d as i64, (h * d) as i64);
-            let image = &kernel.image;
-            let func = cuda_kernels::function(&cuda, image)?;
-            let mut launch = stream.launch_builder(&func);
-            for (descriptor, (shape, strides)) in descriptors.iter().zip(&dims) {
-                launch.arg(descriptor).arg(&shape[0]).arg(&shape[1]);
-                launch.arg(&strides[0]).arg(&strides[1]);
+                    [v_view.row_stride as i64, 1],
+                ));
+                // The kernel finds each (batch, head) of v as a row of its view.
+                let sv_n = v_view.row_stride as i64;
+                let mut launch = stream.launch_builder(&func);
+                for (descriptor, shape, strides) in &descriptors {
+                    launch.arg(descriptor).arg(&shape[0]).arg(&shape[1]);
+                    launch.arg(&strides[0]).arg(&strides[1]);
+                }
+                launch.arg(&q_scales).arg(&k_scales).arg(&out);
+                launch
+                    .arg(&seq_q)
+                    .arg(&seq_k)
+                    .arg(&pad_q)
+                    .arg(&pad_k)
+                    .arg(&heads);
+                for stride in [&sv_b, &sv_h, &sv_n, &so_b, &so_h, &so_m] {
+                    launch.arg(stride);
+                }
+                let grid = (lq.div_ceil(kernel.block_m) as u32, bh as u32, 1);
+                // SAFETY: matches `attention_i8`; the INT8 copies are padded to Lq_pad and
+                // Lk_pad (multiples of every box), their descriptors cover exactly them, v's
+                // view covers v (checked in `unsupported`), `out` holds B·Lq·H·D.
+                unsafe { cuda_kernels::launch(image, grid, launch) }?;
             }
-            launch.arg(&q_scales).arg(&k_scales).arg(&out);
-            launch
-                .arg(&seq_q)
-                .arg(&seq_k)
-                .arg(&pad_q)
-                .arg(&pad_k)
-                .arg(&heads);
-            for stride in [&sv_b, &sv_h, &sv_n, &so_b, &so_h, &so_m] {
-                launch.arg(stride);
+            Values::Fp8Transposed => {
+                let vt8 = quantize_v(
+                    &cuda,
+                    helpers[4],
+                    &vv,
+                    &v_mean,
+                    &v_range,
+                    [sv_b, sv_h, sv_l],
+                    [bh, d_pad, lk_pad],
+                    seq_k,
+                    heads,
+                )?;
+                let (v_ptr, _v_read) = vt8.device_ptr(&stream);
+                descriptors.push((
+                    int8_rows_descriptor(v_ptr, bh * d_pad, lk_pad, d_pad as u32)?,
+                    [(bh * d_pad) as i32, lk_pad as i32],
+                    [lk_pad as i64, 1],
+                ));
+                let mut launch = stream.launch_builder(&func);
+                for (descriptor, shape, strides) in &descriptors {
+                    launch.arg(descriptor).arg(&shape[0]).arg(&shape[1]);
+                    launch.arg(&strides[0]).arg(&strides[1]);
+                }
+                launch
+                    .arg(&q_scales)
+                    .arg(&k_scales)
+                    .arg(&v_mean)
+                    .arg(&v_range)
+                    .arg(&out);
+                launch
+                    .arg(&seq_q)
+                    .arg(&seq_k)
+                    .arg(&pad_q)
+                    .arg(&pad_k)
+                    .arg(&heads);
+                launch.arg(&so_b).arg(&so_h).arg(&so_m);
+                let grid = (lq.div_ceil(kernel.block_m) as u32, bh as u32, 1);
+                // SAFETY: matches `attention_i8f8`; the INT8 copies and vᵀ are padded to Lq_pad
+                // and Lk_pad (multiples of every box), their descriptors cover exactly them,
+                // the statistics hold BH·D_PAD (D_PAD = D = 128 here), `out` holds B·Lq·H·D.
+                unsafe { cuda_kernels::launch(image, grid, launch) }?;
             }
-            let grid = (lq.div_ceil(kernel.block_m) as u32, bh as u32, 1);
-            // SAFETY: matches `attention_i8`; the INT8 copies are padded to Lq_pad and Lk_pad
-            // (multiples of every box), their descriptors cover exactly them, v's view covers
-            // v (checked in `unsupported`), `out` holds B·Lq·H·D.
-            unsafe { cuda_kernels::launch(image, grid, launch) }?;
         }
         return wrap(out, cuda, &[b, lq, h, d]).transpose(1, 2);
     }
-    let (rows_k, quant_v) = (helpers[2], helpers[3]);
+    let (rows_k, quant_v) = (helpers[3], helpers[4]);
     let (k8, k_scales) = quantize(rows_k, &kv, [sk_b, sk_h, sk_l], seq_k, pad_k, 1.0)?;
 
     // v minus its mean to FP8 per channel, transposed to [BH, D_PAD, Lk_pad].
-    let vt8: CudaSlice<u8> = output(&cuda, &[bh, d_pad, lk_pad])?;
-    {
-        let func = cuda_kernels::function(&cuda, quant_v)?;
-        let mut launch = stream.launch_builder(&func);
-        launch.arg(&vv).arg(&v_mean).arg(&v_range).arg(&vt8);
-        launch.arg(&seq_k).arg(&pad_k).arg(&heads);
-        launch.arg(&sv_b).arg(&sv_h).arg(&sv_l);
-        let grid = ((lk_pad / QUANTIZE_ROWS) as u32, bh as u32, 1);
-        // SAFETY: matches `quantize_v`; the output holds BH·D_PAD·Lk_pad bytes.
-        unsafe { cuda_kernels::launch(quant_v, grid, launch) }?;
-    }
+    let vt8 = quantize_v(
+        &cuda,
+        quant_v,
+        &vv,
+        &v_mean,
+        &v_range,
+        [sv_b, sv_h, sv_l],
+        [bh, d_pad, lk_pad],
+        seq_k,
+        heads,
+    )?;
 
     // The attention itself, writing `[B, Lq, H, D]`.
     let out: CudaSlice<bf16> = output(&cuda, &[b, lq, h, d])?;
@@ -267,6 +336,35 @@ pub fn attention(
         unsafe { cuda_kernels::launch(image, grid, launch) }?;
     }
     wrap(out, cuda, &[b, lq, h, d]).transpose(1, 2)
+}
+
+/// v minus its mean to FP8 per channel, transposed to `[BH, D_PAD, Lk_pad]` by `image`
+/// (`quantize_v`, its keys permuted or not); `stats` are the column statistics' mean and range.
+#[allow(clippy::too_many_arguments)]
+fn quantize_v(
+    cuda: &candle_core::CudaDevice,
+    image: &'static cuda_kernels::KernelImage,
+    v: &candle_core::cuda::cudarc::driver::CudaView<'_, bf16>,
+    v_mean: &CudaSlice<f32>,
+    v_range: &CudaSlice<f32>,
+    [sv_b, sv_h, sv_l]: [i64; 3],
+    [bh, d_pad, lk_pad]: [usize; 3],
+    seq_k: i32,
+    heads: i32,
+) -> Result<CudaSlice<u8>> {
+    let stream = cuda.cuda_stream();
+    let vt8: CudaSlice<u8> = output(cuda, &[bh, d_pad, lk_pad])?;
+    let pad_k = lk_pad as i32;
+    let func = cuda_kernels::function(cuda, image)?;
+    let mut launch = stream.launch_builder(&func);
+    launch.arg(v).arg(v_mean).arg(v_range).arg(&vt8);
+    launch.arg(&seq_k).arg(&pad_k).arg(&heads);
+    launch.arg(&sv_b).arg(&sv_h).arg(&sv_l);
+    let grid = ((lk_pad / QUANTIZE_V_KEYS) as u32, bh as u32, 1);
+    // SAFETY: matches `quantize_v`; v covers B·H·Lk·D through its strides, the output holds
+    // BH·D_PAD·Lk_pad bytes, the statistics BH·D_PAD.
+    unsafe { cuda_kernels::launch(image, grid, launch) }?;
+    Ok(vt8)
 }
 
 /// Only bf16 inputs are quantized (the model's compute dtype on the GPU).
