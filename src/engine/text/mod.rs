@@ -3,6 +3,8 @@
 //! spec §2.4).
 
 mod host_copy;
+#[cfg(feature = "cuda")]
+mod page_lock;
 mod prompt;
 mod tokenizer;
 mod umt5;
@@ -74,10 +76,11 @@ impl TextEncoder {
     /// prompt missing from the cache is encoded.
     pub fn host_resident(
         tokenizer: PromptTokenizer,
-        encoder: HostEncoder,
+        mut encoder: HostEncoder,
         text_len: usize,
         device: Device,
     ) -> Self {
+        encoder.page_lock_for(&device);
         Self::with(tokenizer, Residence::Host(encoder), text_len, device)
     }
 
