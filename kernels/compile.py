@@ -52,6 +52,28 @@ def compile_one(out: Path, arch: int, name: str, fn, signature, constexprs, warp
     return (image, meta) if with_meta else image
 
 
+def compile_warp_specialized(out: Path, arch: int, module, fn, prefix: str):
+    """Every variant of a warp-specialised Gluon attention kernel (head width 128):
+    `(name, image, block_n, (q_box, k_box, v_box))`, the boxes its TMA descriptors were
+    compiled for (all 128-byte swizzled, which the Rust side assumes)."""
+    names = list(module.signature(128))
+    aligned = {(names.index(a),): [["tt.divisibility", 16]] for a in module.ALIGNED_ARGS}
+    for block_n, stages, pingpong in module.VARIANTS:
+        name = f"{prefix}_hd128_n{block_n}_s{stages}" + ("_pp" if pingpong else "")
+        image, meta = compile_one(out, arch, name, fn, module.signature(block_n),
+                                  {"HEAD_DIM": 128, "BLOCK_N": block_n, "STAGES": stages, "PINGPONG": pingpong},
+                                  4, 1, aligned, gluon=True, maxnreg=module.MAXNREG, with_meta=True)
+        if any(d["swizzle"] != 3 for d in meta.tensordesc_meta):
+            raise SystemExit(f"{name}: unexpected TMA swizzle {meta.tensordesc_meta}")
+        yield name, image, block_n, tuple(d["block_size"] for d in meta.tensordesc_meta)
+
+
+def attention_entry(module, image: str, boxes: str) -> str:
+    """An `AttentionKernel` table entry for a warp-specialised kernel of `module`."""
+    return (f"    AttentionKernel {{ head_dim: 128, block_m: {module.CONSUMERS.value * module.ROWS_PER_CONSUMER.value}, "
+            f"tma: Some(TmaBoxes {{ {boxes} }}), image: KernelImage {{ {image} }} }},")
+
+
 def main(out_dir: str, arch: int) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -71,59 +93,31 @@ def main(out_dir: str, arch: int) -> None:
     # inputs is the default (src/engine/attention/flash_cuda.rs).
     ws = flash_attention_ws
     warp_specialized = []
-    ws_names = list(ws.signature(128))
-    ws_aligned = {(ws_names.index(a),): [["tt.divisibility", 16]] for a in ws.ALIGNED_ARGS}
-    for block_n, stages, pingpong in ws.VARIANTS:
-        name = f"ws_hd128_n{block_n}_s{stages}" + ("_pp" if pingpong else "")
-        image, meta = compile_one(out, arch, f"attention_{name}", ws.attention_ws, ws.signature(block_n),
-                                  {"HEAD_DIM": 128, "BLOCK_N": block_n, "STAGES": stages, "PINGPONG": pingpong},
-                                  4, 1, ws_aligned,
-                                  gluon=True, maxnreg=ws.MAXNREG, with_meta=True)
-        q_box, k_box, v_box = [d["block_size"] for d in meta.tensordesc_meta]
-        if k_box != v_box or q_box[1] != k_box[1] or any(d["swizzle"] != 3 for d in meta.tensordesc_meta):
-            raise SystemExit(f"{name}: unexpected TMA boxes {meta.tensordesc_meta}")
-        image = image.replace(f'name: "attention_{name}"', f'name: "{name}"')
-        warp_specialized.append(f"    AttentionKernel {{ head_dim: 128, block_m: {ws.CONSUMERS.value * ws.ROWS_PER_CONSUMER.value}, "
-                         f"tma: Some(TmaBoxes {{ q_rows: {q_box[0]}, kv_rows: {k_box[0]}, cols: {k_box[1]}, "
-                         f"values: Values::Bf16Rows }}), "
-                         f"image: KernelImage {{ {image} }} }},")
+    for name, image, block_n, (q_box, k_box, v_box) in compile_warp_specialized(out, arch, ws, ws.attention_ws, "ws"):
+        if k_box != v_box or q_box[1] != k_box[1]:
+            raise SystemExit(f"{name}: unexpected TMA boxes {q_box} {k_box} {v_box}")
+        warp_specialized.append(attention_entry(ws, image, f"q_rows: {q_box[0]}, kv_rows: {k_box[0]}, "
+                                                f"cols: {k_box[1]}, values: Values::Bf16Rows"))
     attention = warp_specialized + attention
     # The warp-specialised 8-bit kernels, first in the 8-bit table (the default for width 128):
     # both products 8-bit, then INT8 q·kᵀ with bf16 p·v.
     quantized = []
     f8 = flash_attention_i8f8
-    f8_names = list(f8.signature(128))
-    f8_aligned = {(f8_names.index(a),): [["tt.divisibility", 16]] for a in f8.ALIGNED_ARGS}
-    for block_n, stages, pingpong in f8.VARIANTS:
-        name = f"qattn_ws8_hd128_n{block_n}_s{stages}" + ("_pp" if pingpong else "")
-        image, meta = compile_one(out, arch, name, f8.attention_i8f8, f8.signature(block_n),
-                                  {"HEAD_DIM": 128, "BLOCK_N": block_n, "STAGES": stages, "PINGPONG": pingpong},
-                                  4, 1, f8_aligned, gluon=True, maxnreg=f8.MAXNREG, with_meta=True)
-        q_box, k_box, v_box = [d["block_size"] for d in meta.tensordesc_meta]
+    for name, image, block_n, (q_box, k_box, v_box) in compile_warp_specialized(out, arch, f8, f8.attention_i8f8,
+                                                                               "qattn_ws8"):
         # int8 q and k, fp8 vᵀ (128 channels × a key block): every box is 128 bytes wide.
-        if ([q_box[1], k_box[1], v_box[1], v_box[0]] != [128, 128, block_n, 128] or k_box[0] != block_n
-                or any(d["swizzle"] != 3 for d in meta.tensordesc_meta)):
-            raise SystemExit(f"{name}: unexpected TMA boxes {meta.tensordesc_meta}")
-        quantized.append(f"    AttentionKernel {{ head_dim: 128, block_m: {f8.CONSUMERS.value * f8.ROWS_PER_CONSUMER.value}, "
-                         f"tma: Some(TmaBoxes {{ q_rows: {q_box[0]}, kv_rows: {k_box[0]}, cols: 128, "
-                         f"values: Values::Fp8Transposed }}), image: KernelImage {{ {image} }} }},")
+        if [q_box[1], k_box[1], v_box[1], v_box[0]] != [128, 128, block_n, 128] or k_box[0] != block_n:
+            raise SystemExit(f"{name}: unexpected TMA boxes {q_box} {k_box} {v_box}")
+        quantized.append(attention_entry(f8, image, f"q_rows: {q_box[0]}, kv_rows: {k_box[0]}, cols: 128, "
+                                         "values: Values::Fp8Transposed"))
     i8 = flash_attention_i8
-    i8_names = list(i8.signature(128))
-    i8_aligned = {(i8_names.index(a),): [["tt.divisibility", 16]] for a in i8.ALIGNED_ARGS}
-    for block_n, stages, pingpong in i8.VARIANTS:
-        name = f"qattn_ws_hd128_n{block_n}_s{stages}" + ("_pp" if pingpong else "")
-        image, meta = compile_one(out, arch, name, i8.attention_i8, i8.signature(block_n),
-                                  {"HEAD_DIM": 128, "BLOCK_N": block_n, "STAGES": stages, "PINGPONG": pingpong},
-                                  4, 1, i8_aligned, gluon=True, maxnreg=i8.MAXNREG, with_meta=True)
-        q_box, k_box, v_box = [d["block_size"] for d in meta.tensordesc_meta]
+    for name, image, block_n, (q_box, k_box, v_box) in compile_warp_specialized(out, arch, i8, i8.attention_i8,
+                                                                               "qattn_ws"):
         # int8 q and k, bf16 v: every box is 128 bytes wide (the Rust side relies on it).
-        if ([q_box[1], k_box[1], v_box[1] * 2] != [128] * 3 or k_box[0] != v_box[0]
-                or any(d["swizzle"] != 3 for d in meta.tensordesc_meta)):
-            raise SystemExit(f"{name}: unexpected TMA boxes {meta.tensordesc_meta}")
-        quantized.append(f"    AttentionKernel {{ head_dim: 128, block_m: {i8.CONSUMERS.value * i8.ROWS_PER_CONSUMER.value}, "
-                         f"tma: Some(TmaBoxes {{ q_rows: {q_box[0]}, kv_rows: {k_box[0]}, cols: {v_box[1]}, "
-                         f"values: Values::Bf16Rows }}), "
-                         f"image: KernelImage {{ {image} }} }},")
+        if [q_box[1], k_box[1], v_box[1] * 2] != [128] * 3 or k_box[0] != v_box[0]:
+            raise SystemExit(f"{name}: unexpected TMA boxes {q_box} {k_box} {v_box}")
+        quantized.append(attention_entry(i8, image, f"q_rows: {q_box[0]}, kv_rows: {k_box[0]}, "
+                                         f"cols: {v_box[1]}, values: Values::Bf16Rows"))
     fused = []
     for name, (fn, signature, constexprs, warps, *aligned) in [*fused_ops.variants().items(),
                                                                 *causal_conv.splitters().items(),

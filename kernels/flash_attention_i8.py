@@ -25,7 +25,7 @@ from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warp
 
 # The ping-pong turns, the row arithmetic and the last block with the store are the bf16
 # kernel's.
-from flash_attention_ws import _finish, _pass_turn, _row_start, _take_turn
+from flash_attention_ws import _allocate, _finish, _pass_turn, _row_start, _take_turn
 
 # Rows of queries per consumer warpgroup (one wgmma M of 64) and consumers per CTA.
 ROWS_PER_CONSUMER = gl.constexpr(64)
@@ -183,26 +183,7 @@ def attention_i8(q_desc, k_desc, v_desc, QS, KS, O, seq_q, seq_k, l_pad_q, l_pad
     v_off = b * sv_b + h * sv_h
     o_off = b * so_b + h * so_h
 
-    q_smem = gl.allocate_shared_memory(q_desc.dtype, [CONSUMERS] + q_desc.block_type.shape, q_desc.layout)
-    k_smem = gl.allocate_shared_memory(k_desc.dtype, [STAGES] + k_desc.block_type.shape, k_desc.layout)
-    v_smem = gl.allocate_shared_memory(v_desc.dtype, [STAGES] + v_desc.block_type.shape, v_desc.layout)
-    q_bar = gl.allocate_shared_memory(gl.int64, [CONSUMERS, 1], mbarrier.MBarrierLayout())
-    k_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    k_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    v_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    v_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    for c in gl.static_range(CONSUMERS):
-        mbarrier.init(q_bar.index(c), count=1)
-    for s in gl.static_range(STAGES):
-        mbarrier.init(k_ready.index(s), count=1)
-        mbarrier.init(v_ready.index(s), count=1)
-        # Both consumers read every tile; it is free once both have arrived.
-        mbarrier.init(k_empty.index(s), count=CONSUMERS)
-        mbarrier.init(v_empty.index(s), count=CONSUMERS)
-    turn = gl.allocate_shared_memory(gl.int64, [CONSUMERS if PINGPONG else 1, 1], mbarrier.MBarrierLayout())
-    for c in gl.static_range(CONSUMERS if PINGPONG else 1):
-        mbarrier.init(turn.index(c), count=1)
-    bars = (q_bar, k_ready, k_empty, v_ready, v_empty, turn)
+    q_smem, k_smem, v_smem, bars = _allocate(q_desc, k_desc, v_desc, STAGES, PINGPONG)
 
     worker_args = (q_desc, k_desc, v_desc, O, q_smem, k_smem, v_smem, bars, q_row, k_row, v_off, o_off,
                    sv_n, so_m, seq_q, seq_k, m_start, QS, ks_ptr)

@@ -21,7 +21,7 @@ from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
 
 from flash_attention_i8 import MAGIC, MAGIC_BITS
-from flash_attention_ws import _pass_turn, _take_turn
+from flash_attention_ws import _allocate, _pass_turn, _take_turn
 
 ROWS_PER_CONSUMER = gl.constexpr(64)
 CONSUMERS = gl.constexpr(2)
@@ -199,25 +199,7 @@ def attention_i8f8(q_desc, k_desc, v_desc, QS, KS, VMEAN, VRANGE, O, seq_q, seq_
     vrange_ptr = VRANGE + bh * HEAD_DIM
     o_off = b * so_b + h * so_h
 
-    q_smem = gl.allocate_shared_memory(q_desc.dtype, [CONSUMERS] + q_desc.block_type.shape, q_desc.layout)
-    k_smem = gl.allocate_shared_memory(k_desc.dtype, [STAGES] + k_desc.block_type.shape, k_desc.layout)
-    v_smem = gl.allocate_shared_memory(v_desc.dtype, [STAGES] + v_desc.block_type.shape, v_desc.layout)
-    q_bar = gl.allocate_shared_memory(gl.int64, [CONSUMERS, 1], mbarrier.MBarrierLayout())
-    k_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    k_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    v_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    v_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    for c in gl.static_range(CONSUMERS):
-        mbarrier.init(q_bar.index(c), count=1)
-    for s in gl.static_range(STAGES):
-        mbarrier.init(k_ready.index(s), count=1)
-        mbarrier.init(v_ready.index(s), count=1)
-        mbarrier.init(k_empty.index(s), count=CONSUMERS)
-        mbarrier.init(v_empty.index(s), count=CONSUMERS)
-    turn = gl.allocate_shared_memory(gl.int64, [CONSUMERS if PINGPONG else 1, 1], mbarrier.MBarrierLayout())
-    for c in gl.static_range(CONSUMERS if PINGPONG else 1):
-        mbarrier.init(turn.index(c), count=1)
-    bars = (q_bar, k_ready, k_empty, v_ready, v_empty, turn)
+    q_smem, k_smem, v_smem, bars = _allocate(q_desc, k_desc, v_desc, STAGES, PINGPONG)
 
     worker_args = (q_desc, k_desc, v_desc, O, q_smem, k_smem, v_smem, bars, q_row, k_row, v_row, o_off, so_m, seq_q,
                    seq_k, m_start, QS, ks_ptr, vmean_ptr, vrange_ptr)

@@ -194,21 +194,10 @@ def _producer_worker(q_desc, k_desc, v_desc, o_ptr, q_smem, k_smem, v_smem, bars
 
 
 @gluon.jit
-def attention_ws(q_desc, k_desc, v_desc, O, seq_q, seq_k, heads, qk_scale, sq_b, sq_h, sq_m, sk_b, sk_h, sk_n,
-                 sv_b, sv_h, sv_n, so_b, so_h, so_m, HEAD_DIM: gl.constexpr, BLOCK_N: gl.constexpr,
-                 STAGES: gl.constexpr, PINGPONG: gl.constexpr):
-    """One CTA: 128 queries of one (batch, head) against all keys. `s*_m`/`s*_n` are the
-    row strides the descriptors were made with."""
-    start_m = gl.program_id(0)
-    bh = gl.program_id(1)
-    b = (bh // heads).to(gl.int64)
-    h = (bh % heads).to(gl.int64)
-    m_start = start_m * (CONSUMERS * ROWS_PER_CONSUMER)
-    q_off = b * sq_b + h * sq_h + m_start.to(gl.int64) * sq_m
-    k_off = b * sk_b + h * sk_h
-    v_off = b * sv_b + h * sv_h
-    o_off = b * so_b + h * so_h
-
+def _allocate(q_desc, k_desc, v_desc, STAGES: gl.constexpr, PINGPONG: gl.constexpr):
+    """A CTA's shared memory (q for each consumer, a ring of STAGES k and v tiles) and its
+    barriers `(q_bar, k_ready, k_empty, v_ready, v_empty, turn)`, initialised (shared with
+    kernels/flash_attention_i8.py and kernels/flash_attention_i8f8.py)."""
     q_smem = gl.allocate_shared_memory(q_desc.dtype, [CONSUMERS] + q_desc.block_type.shape, q_desc.layout)
     k_smem = gl.allocate_shared_memory(k_desc.dtype, [STAGES] + k_desc.block_type.shape, k_desc.layout)
     v_smem = gl.allocate_shared_memory(v_desc.dtype, [STAGES] + v_desc.block_type.shape, v_desc.layout)
@@ -228,7 +217,26 @@ def attention_ws(q_desc, k_desc, v_desc, O, seq_q, seq_k, heads, qk_scale, sq_b,
     turn = gl.allocate_shared_memory(gl.int64, [CONSUMERS if PINGPONG else 1, 1], mbarrier.MBarrierLayout())
     for c in gl.static_range(CONSUMERS if PINGPONG else 1):
         mbarrier.init(turn.index(c), count=1)
-    bars = (q_bar, k_ready, k_empty, v_ready, v_empty, turn)
+    return q_smem, k_smem, v_smem, (q_bar, k_ready, k_empty, v_ready, v_empty, turn)
+
+
+@gluon.jit
+def attention_ws(q_desc, k_desc, v_desc, O, seq_q, seq_k, heads, qk_scale, sq_b, sq_h, sq_m, sk_b, sk_h, sk_n,
+                 sv_b, sv_h, sv_n, so_b, so_h, so_m, HEAD_DIM: gl.constexpr, BLOCK_N: gl.constexpr,
+                 STAGES: gl.constexpr, PINGPONG: gl.constexpr):
+    """One CTA: 128 queries of one (batch, head) against all keys. `s*_m`/`s*_n` are the
+    row strides the descriptors were made with."""
+    start_m = gl.program_id(0)
+    bh = gl.program_id(1)
+    b = (bh // heads).to(gl.int64)
+    h = (bh % heads).to(gl.int64)
+    m_start = start_m * (CONSUMERS * ROWS_PER_CONSUMER)
+    q_off = b * sq_b + h * sq_h + m_start.to(gl.int64) * sq_m
+    k_off = b * sk_b + h * sk_h
+    v_off = b * sv_b + h * sv_h
+    o_off = b * so_b + h * so_h
+
+    q_smem, k_smem, v_smem, bars = _allocate(q_desc, k_desc, v_desc, STAGES, PINGPONG)
 
     worker_args = (q_desc, k_desc, v_desc, O, q_smem, k_smem, v_smem, bars, q_off, k_off, v_off, o_off, sq_m, sk_n,
                    sv_n, so_m, seq_q, seq_k, m_start, qk_scale)

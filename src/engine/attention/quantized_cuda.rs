@@ -212,83 +212,75 @@ pub fn attention(
                 [d_pad as i64, 1],
             ),
         ];
-        let image = &kernel.image;
-        let func = cuda_kernels::function(&cuda, image)?;
-        match boxes.values {
+        // v as the kernel reads it: the model's tensor through a row view, or the FP8 copy.
+        let fp8_values = boxes.values == Values::Fp8Transposed;
+        let vt8 = if fp8_values {
+            Some(quantize_v(
+                &cuda,
+                helpers[4],
+                &vv,
+                &v_mean,
+                &v_range,
+                [sv_b, sv_h, sv_l],
+                [bh, d_pad, lk_pad],
+                seq_k,
+                heads,
+            )?)
+        } else {
+            None
+        };
+        let (v_ptr, _v_read) = match &vt8 {
+            Some(vt8) => vt8.device_ptr(&stream),
+            None => vv.device_ptr(&stream),
+        };
+        // The bf16 kernel finds each (batch, head) of v as a row of its view (`sv_n`).
+        let sv_n = match boxes.values {
             Values::Bf16Rows => {
                 let v_view = RowView::of(vl).map_err(candle_core::Error::Msg)?;
-                let (v_ptr, _v_read) = vv.device_ptr(&stream);
                 descriptors.push((
                     v_view.descriptor(v_ptr, boxes.kv_rows, boxes)?,
                     [v_view.rows as i32, v_view.row_stride as i32],
                     [v_view.row_stride as i64, 1],
                 ));
-                // The kernel finds each (batch, head) of v as a row of its view.
-                let sv_n = v_view.row_stride as i64;
-                let mut launch = stream.launch_builder(&func);
-                for (descriptor, shape, strides) in &descriptors {
-                    launch.arg(descriptor).arg(&shape[0]).arg(&shape[1]);
-                    launch.arg(&strides[0]).arg(&strides[1]);
-                }
-                launch.arg(&q_scales).arg(&k_scales).arg(&out);
-                launch
-                    .arg(&seq_q)
-                    .arg(&seq_k)
-                    .arg(&pad_q)
-                    .arg(&pad_k)
-                    .arg(&heads);
-                for stride in [&sv_b, &sv_h, &sv_n, &so_b, &so_h, &so_m] {
-                    launch.arg(stride);
-                }
-                let grid = (lq.div_ceil(kernel.block_m) as u32, bh as u32, 1);
-                // SAFETY: matches `attention_i8`; the INT8 copies are padded to Lq_pad and
-                // Lk_pad (multiples of every box), their descriptors cover exactly them, v's
-                // view covers v (checked in `unsupported`), `out` holds B·Lq·H·D.
-                unsafe { cuda_kernels::launch(image, grid, launch) }?;
+                v_view.row_stride as i64
             }
             Values::Fp8Transposed => {
-                let vt8 = quantize_v(
-                    &cuda,
-                    helpers[4],
-                    &vv,
-                    &v_mean,
-                    &v_range,
-                    [sv_b, sv_h, sv_l],
-                    [bh, d_pad, lk_pad],
-                    seq_k,
-                    heads,
-                )?;
-                let (v_ptr, _v_read) = vt8.device_ptr(&stream);
                 descriptors.push((
                     int8_rows_descriptor(v_ptr, bh * d_pad, lk_pad, d_pad as u32)?,
                     [(bh * d_pad) as i32, lk_pad as i32],
                     [lk_pad as i64, 1],
                 ));
-                let mut launch = stream.launch_builder(&func);
-                for (descriptor, shape, strides) in &descriptors {
-                    launch.arg(descriptor).arg(&shape[0]).arg(&shape[1]);
-                    launch.arg(&strides[0]).arg(&strides[1]);
-                }
-                launch
-                    .arg(&q_scales)
-                    .arg(&k_scales)
-                    .arg(&v_mean)
-                    .arg(&v_range)
-                    .arg(&out);
-                launch
-                    .arg(&seq_q)
-                    .arg(&seq_k)
-                    .arg(&pad_q)
-                    .arg(&pad_k)
-                    .arg(&heads);
-                launch.arg(&so_b).arg(&so_h).arg(&so_m);
-                let grid = (lq.div_ceil(kernel.block_m) as u32, bh as u32, 1);
-                // SAFETY: matches `attention_i8f8`; the INT8 copies and vᵀ are padded to Lq_pad
-                // and Lk_pad (multiples of every box), their descriptors cover exactly them,
-                // the statistics hold BH·D_PAD (D_PAD = D = 128 here), `out` holds B·Lq·H·D.
-                unsafe { cuda_kernels::launch(image, grid, launch) }?;
+                0
             }
+        };
+        let image = &kernel.image;
+        let func = cuda_kernels::function(&cuda, image)?;
+        let mut launch = stream.launch_builder(&func);
+        for (descriptor, shape, strides) in &descriptors {
+            launch.arg(descriptor).arg(&shape[0]).arg(&shape[1]);
+            launch.arg(&strides[0]).arg(&strides[1]);
         }
+        launch.arg(&q_scales).arg(&k_scales);
+        if fp8_values {
+            launch.arg(&v_mean).arg(&v_range);
+        }
+        launch
+            .arg(&out)
+            .arg(&seq_q)
+            .arg(&seq_k)
+            .arg(&pad_q)
+            .arg(&pad_k)
+            .arg(&heads);
+        if !fp8_values {
+            launch.arg(&sv_b).arg(&sv_h).arg(&sv_n);
+        }
+        launch.arg(&so_b).arg(&so_h).arg(&so_m);
+        let grid = (lq.div_ceil(kernel.block_m) as u32, bh as u32, 1);
+        // SAFETY: matches `attention_i8` (bf16 v) or `attention_i8f8` (FP8 vᵀ, whose statistics
+        // hold BH·D_PAD with D_PAD = D = 128 here); the INT8 copies and vᵀ are padded to
+        // Lq_pad and Lk_pad (multiples of every box) and their descriptors cover exactly them,
+        // v's view covers v (checked in `unsupported`), `out` holds B·Lq·H·D.
+        unsafe { cuda_kernels::launch(image, grid, launch) }?;
         return wrap(out, cuda, &[b, lq, h, d]).transpose(1, 2);
     }
     let (rows_k, quant_v) = (helpers[3], helpers[4]);
