@@ -35,6 +35,51 @@ def layer_norm_affine(X, W, B, Y, n_cols, rows_per_batch, eps, BLOCK: tl.constex
     tl.store(Y + row * n_cols + cols, (centred * rstd * w + b).to(tl.bfloat16), mask=mask)
 
 
+# The largest finite e4m3 value: an FP8 row is scaled so that its largest magnitude maps here.
+FP8_MAX = tl.constexpr(448.0)
+
+
+@triton.jit
+def _store_fp8_row(Q, S, row, n_cols, y, offs, mask):
+    """Row `y` (f32, 0 where masked) as e4m3 with one f32 scale `max|y| / 448`: the FP8
+    products' per-token quantisation (src/engine/fp8_gemm.rs multiplies the scale back in
+    the product's epilogue). An all-zero row keeps a tiny scale and stores zeros."""
+    absmax = tl.max(tl.abs(y), 0)
+    scale = tl.maximum(absmax, 1e-30) / FP8_MAX
+    tl.store(Q + row * n_cols + offs, (y * (1.0 / scale)).to(tl.float8e4nv), mask=mask)
+    tl.store(S + row, scale)
+
+
+@triton.jit
+def layer_norm_affine_fp8(X, W, B, Q, S, n_cols, rows_per_batch, eps, BLOCK: tl.constexpr):
+    """`layer_norm_affine` for an FP8 product: the same f32 value, stored as e4m3 rows with
+    one scale each instead of bf16, in the same pass."""
+    row = tl.program_id(0).to(tl.int64)
+    batch = row // rows_per_batch
+    cols = tl.arange(0, BLOCK)
+    mask = cols < n_cols
+    x = tl.load(X + row * n_cols + cols, mask=mask, other=0.0)
+    mean = tl.sum(x, 0) / n_cols
+    centred = tl.where(mask, x - mean, 0.0)
+    var = tl.sum(centred * centred, 0) / n_cols
+    rstd = libdevice.rsqrt(var + eps)
+    w = tl.load(W + batch * n_cols + cols, mask=mask, other=0.0)
+    b = tl.load(B + batch * n_cols + cols, mask=mask, other=0.0)
+    y = tl.where(mask, centred * rstd * w + b, 0.0)
+    _store_fp8_row(Q, S, row, n_cols, y, cols, mask)
+
+
+@triton.jit
+def quantize_rows_fp8(X, Q, S, n_cols, BLOCK: tl.constexpr):
+    """bf16 rows (attention outputs, the FFN's hidden activations, weights) as e4m3 rows with
+    one scale each."""
+    row = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK)
+    mask = cols < n_cols
+    x = tl.load(X + row * n_cols + cols, mask=mask, other=0.0).to(tl.float32)
+    _store_fp8_row(Q, S, row, n_cols, x, cols, mask)
+
+
 @triton.jit
 def bias_rms_norm_rope(Y, BIAS, W, COS, SIN, OUT, n_cols, tokens, half_head, eps,
                        ROPE: tl.constexpr, BLOCK_PAIRS: tl.constexpr):
@@ -118,6 +163,11 @@ def variants():
             {"X": "*fp32", "W": "*fp32", "B": "*fp32", "Y": "*bf16", "n_cols": "i32",
              "rows_per_batch": "i32", "eps": "fp32", "BLOCK": "constexpr"},
             {"BLOCK": block}, warps, ["X", "W", "B", "Y", "n_cols"])
+        out[f"layer_norm_affine_fp8_{block}"] = (
+            layer_norm_affine_fp8,
+            {"X": "*fp32", "W": "*fp32", "B": "*fp32", "Q": "*fp8e4nv", "S": "*fp32",
+             "n_cols": "i32", "rows_per_batch": "i32", "eps": "fp32", "BLOCK": "constexpr"},
+            {"BLOCK": block}, warps, ["X", "W", "B", "Q", "n_cols"])
         for rope in (True, False):
             pairs = block // 2
             out[f"bias_rms_norm{'_rope' if rope else ''}_{block}"] = (
@@ -127,6 +177,12 @@ def variants():
                  "eps": "fp32", "ROPE": "constexpr", "BLOCK_PAIRS": "constexpr"},
                 {"ROPE": rope, "BLOCK_PAIRS": pairs}, max(1, min(16, pairs // 128)),
                 ["Y", "BIAS", "W", "OUT", "n_cols"])
+    # Quantised rows reach the FFN's hidden width: 8960 (1.3B) and 13824 (14B).
+    for block in (64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384):
+        out[f"quantize_rows_fp8_{block}"] = (
+            quantize_rows_fp8,
+            {"X": "*bf16", "Q": "*fp8e4nv", "S": "*fp32", "n_cols": "i32", "BLOCK": "constexpr"},
+            {"BLOCK": block}, max(1, min(16, block // 256)), ["X", "Q", "n_cols"])
     tile = {"BLOCK_ROWS": TILE_ROWS, "BLOCK_COLS": TILE_COLS}
     shape = {"n_rows": "i32", "n_cols": "i32", "BLOCK_ROWS": "constexpr", "BLOCK_COLS": "constexpr"}
     out["bias_add"] = (bias_add, {"Y": "*bf16", "BIAS": "*bf16", "OUT": "*bf16", **shape}, tile, 4,

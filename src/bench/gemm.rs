@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::Timing;
 use crate::engine::config::DitConfig;
-use crate::engine::fused_ops::FusedOps;
+use crate::engine::fused_ops::{FusedOps, ProductInput};
 use crate::engine::linear::Linear;
 
 /// One product timed through one path.
@@ -19,7 +19,9 @@ use crate::engine::linear::Linear;
 pub struct GemmTiming {
     /// `rows x in -> out`.
     pub shape: String,
-    /// `matmul` (candle, no bias) or `cublaslt_bias` (bias in the epilogue).
+    /// `matmul` (candle, no bias), `cublaslt_bias` (bias in the epilogue), `fp8_bias` (FP8
+    /// with per-row scales, input quantised beforehand) or `fp8_quantize_input` (that
+    /// quantisation alone).
     pub path: &'static str,
     pub timing: Timing,
     pub tflops_per_sec: f64,
@@ -69,8 +71,35 @@ pub fn run(
         if let Some(ops) = FusedOps::for_activations(&x, dtype, d) {
             record(
                 "cublaslt_bias",
-                super::time(device, repeat, || ops.linear_bias(&linear, &x).map(drop))?,
+                super::time(device, repeat, || {
+                    ops.linear_bias(&linear, &ProductInput::Bf16(x.clone()))
+                        .map(drop)
+                })?,
             );
+        }
+        #[cfg(feature = "cuda")]
+        if device.is_cuda() && dtype == DType::BF16 {
+            use crate::engine::fp8_gemm;
+            let quantized = ProductInput::Fp8(fp8_gemm::quantize_rows(&x)?);
+            if let Some(ops) = FusedOps::for_activations(&x, dtype, d) {
+                record(
+                    "fp8_bias",
+                    super::time(device, repeat, || {
+                        ops.linear_bias(&linear, &quantized).map(drop)
+                    })?,
+                );
+            }
+            // The per-token quantisation of the input, which the LayerNorms fuse and the
+            // o projection and the FFN's second layer pay separately.
+            let quantize = super::time(device, repeat, || {
+                fp8_gemm::quantize_rows(&x).map(drop)
+            })?;
+            rows.push(GemmTiming {
+                shape: format!("{tokens}x{in_dim}"),
+                path: "fp8_quantize_input",
+                tflops_per_sec: 0.0,
+                timing: quantize,
+            });
         }
     }
     Ok(rows)

@@ -14,7 +14,7 @@ use half::bf16;
 use crate::engine::cuda_kernels::{device, output, prepared, view, wrap};
 
 /// What the epilogue applies after adding the bias.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Epilogue {
     Bias,
     /// `gelu_tanh(y + bias)`, the FFN's activation.

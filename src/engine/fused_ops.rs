@@ -5,6 +5,10 @@
 //! ops (each a full pass through GPU memory) with one pass, rounding where the reference
 //! rounds. Where they do not apply (CPU, f32, a build without the kernels, or
 //! `VACED_FUSED_OPS=0`) callers take the portable composition of candle ops.
+//!
+//! With `VACED_LINEAR_PRECISION=fp8` the linear layers' inputs are quantised per row as
+//! they are made (the LayerNorms write e4m3 rows directly) and the products run in FP8
+//! (`fp8_gemm.rs`); [`ProductInput`] carries either kind to the products.
 
 use candle_core::{DType, Result, Tensor};
 
@@ -26,6 +30,17 @@ pub struct FusedOps {
     /// Padded row width of the row kernels (a power of two ≥ the width).
     #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
     row_block: usize,
+    /// Whether the linear layers run as FP8 products.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    fp8: bool,
+}
+
+/// The input of one or more linear layers: bf16 rows, or rows quantised for FP8 products.
+#[derive(Debug)]
+pub enum ProductInput {
+    Bf16(Tensor),
+    #[cfg(feature = "cuda")]
+    Fp8(crate::engine::fp8_gemm::Fp8Rows),
 }
 
 impl FusedOps {
@@ -37,7 +52,8 @@ impl FusedOps {
         let applies = enabled() && x.device().is_cuda() && compute == DType::BF16 && dim % 16 == 0;
         #[cfg(feature = "cuda")]
         if applies && cuda::has_row_kernels(row_block) {
-            return Some(Self { row_block });
+            let fp8 = crate::engine::fp8_gemm::requested() && cuda::has_fp8_kernels(row_block);
+            return Some(Self { row_block, fp8 });
         }
         let _ = (applies, row_block);
         None
@@ -56,6 +72,40 @@ impl FusedOps {
         return cuda::layer_norm_affine(self.row_block, x, w, b, eps);
         #[cfg(not(feature = "cuda"))]
         no_cuda(&[x, w, b, &Tensor::new(eps, x.device())?])
+    }
+
+    /// [`Self::layer_norm_affine`] as the input of linear layers: quantised in the same
+    /// pass when they run in FP8.
+    pub fn layer_norm_input(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        eps: f64,
+    ) -> Result<ProductInput> {
+        #[cfg(feature = "cuda")]
+        if self.fp8 {
+            return cuda::layer_norm_affine_fp8(x, w, b, eps).map(ProductInput::Fp8);
+        }
+        self.layer_norm_affine(x, w, b, eps).map(ProductInput::Bf16)
+    }
+
+    /// `x` (bf16) as the input of linear layers, quantised when they run in FP8.
+    pub fn input(&self, x: &Tensor) -> Result<ProductInput> {
+        #[cfg(feature = "cuda")]
+        if self.fp8 {
+            return crate::engine::fp8_gemm::quantize_rows(x).map(ProductInput::Fp8);
+        }
+        Ok(ProductInput::Bf16(x.clone()))
+    }
+
+    /// `x·Wᵀ` without the bias, bf16 `[.., out]`.
+    pub fn product(&self, linear: &Linear, x: &ProductInput) -> Result<Tensor> {
+        match x {
+            ProductInput::Bf16(x) => linear.product(x),
+            #[cfg(feature = "cuda")]
+            ProductInput::Fp8(x) => crate::engine::fp8_gemm::linear(x, &*linear.fp8_weight()?, None, None),
+        }
     }
 
     /// q or k from its linear layer's product `y: [B, L, D]` bf16: `+ bias`, RMSNorm with
@@ -87,16 +137,16 @@ impl FusedOps {
 
     /// `bf16(x·Wᵀ + b)` of a linear layer with a bias, the bias added in the product's
     /// epilogue.
-    pub fn linear_bias(&self, linear: &Linear, x: &Tensor) -> Result<Tensor> {
+    pub fn linear_bias(&self, linear: &Linear, x: &ProductInput) -> Result<Tensor> {
         self.epilogue_linear(linear, x, false)
     }
 
     /// `bf16(gelu_tanh(x·Wᵀ + b))`, bias and GELU in the product's epilogue.
-    pub fn linear_bias_gelu(&self, linear: &Linear, x: &Tensor) -> Result<Tensor> {
+    pub fn linear_bias_gelu(&self, linear: &Linear, x: &ProductInput) -> Result<Tensor> {
         self.epilogue_linear(linear, x, true)
     }
 
-    fn epilogue_linear(&self, linear: &Linear, x: &Tensor, gelu: bool) -> Result<Tensor> {
+    fn epilogue_linear(&self, linear: &Linear, x: &ProductInput, gelu: bool) -> Result<Tensor> {
         let Some(bias) = linear.bias() else {
             candle_core::bail!("fused linear: the layer has no bias")
         };
@@ -108,13 +158,56 @@ impl FusedOps {
             } else {
                 Epilogue::Bias
             };
-            gemm(x, linear.weight(), bias, epilogue)
+            use crate::engine::fp8_gemm;
+            match (x, linear.dense_weight()) {
+                (ProductInput::Bf16(x), Some(weight)) => gemm(x, weight, bias, epilogue),
+                // A layer that kept only its FP8 weight.
+                (ProductInput::Bf16(x), None) => fp8_gemm::linear(
+                    &fp8_gemm::quantize_rows(x)?,
+                    &*linear.fp8_weight()?,
+                    Some(bias),
+                    Some(epilogue),
+                ),
+                (ProductInput::Fp8(x), _) => {
+                    fp8_gemm::linear(x, &*linear.fp8_weight()?, Some(bias), Some(epilogue))
+                }
+            }
         }
         #[cfg(not(feature = "cuda"))]
         {
             let _ = gelu;
+            let ProductInput::Bf16(x) = x;
             no_cuda(&[x, bias])
         }
+    }
+
+    /// A linear layer's residual update `x + (input·Wᵀ + bias)·gate` in f32, `x: [B, L, D]`
+    /// f32, `gate: [B, 1, D]` f32: [`Self::bias_residual`] after the product, or for FP8
+    /// products of one batch the update in the product's epilogue.
+    pub fn product_residual(
+        &self,
+        linear: &Linear,
+        input: &ProductInput,
+        x: &Tensor,
+        gate: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let Some(bias) = linear.bias() else {
+            candle_core::bail!("fused residual: the layer has no bias")
+        };
+        #[cfg(feature = "cuda")]
+        if let ProductInput::Fp8(rows) = input
+            && x.dim(0)? == 1
+            && let Some(out) = crate::engine::fp8_gemm::linear_residual(
+                rows,
+                &*linear.fp8_weight()?,
+                bias,
+                gate,
+                x,
+            )?
+        {
+            return Ok(out);
+        }
+        self.bias_residual(x, &self.product(linear, input)?, bias, gate)
     }
 
     /// `x + bf16(y + bias)·gate` in f32, `x: [B, L, D]` f32, `y` bf16, `gate: [B, 1, D]` f32.
@@ -159,6 +252,26 @@ mod cuda {
             cols.div_ceil(TILE.1) as u32,
             1,
         )
+    }
+
+    /// Whether the FP8 path's quantisers are built for rows of `block` (the FFN's hidden
+    /// rows are wider: `quantize_rows` checks their width class when it runs).
+    pub fn has_fp8_kernels(block: usize) -> bool {
+        ["layer_norm_affine_fp8", "quantize_rows_fp8"]
+            .iter()
+            .all(|k| cuda_kernels::fused(&format!("{k}_{block}")).is_some())
+    }
+
+    /// `layer_norm_affine` quantised per row for FP8 products.
+    pub fn layer_norm_affine_fp8(
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        eps: f64,
+    ) -> Result<crate::engine::fp8_gemm::Fp8Rows> {
+        let (batch, _, dim) = x.dims3()?;
+        let (w, b) = (per_batch(w, batch, dim)?, per_batch(b, batch, dim)?);
+        crate::engine::fp8_gemm::layer_norm_affine(x, &w, &b, eps)
     }
 
     pub fn has_row_kernels(block: usize) -> bool {

@@ -14,6 +14,8 @@ pub mod cuda_kernels;
 pub mod dit;
 #[cfg(feature = "cuda")]
 mod epilogue_gemm;
+#[cfg(feature = "cuda")]
+pub mod fp8_gemm;
 pub mod fused_ops;
 pub mod linear;
 pub mod memory_pool;

@@ -10,7 +10,7 @@ use candle_nn::VarBuilder;
 use super::rope::Rope;
 use crate::engine::attention::attention;
 use crate::engine::config::DitConfig;
-use crate::engine::fused_ops::FusedOps;
+use crate::engine::fused_ops::{FusedOps, ProductInput};
 use crate::engine::linear::Linear;
 use crate::engine::norm::{AffineLayerNorm, RmsNorm, layer_norm};
 use crate::engine::regions::region;
@@ -50,10 +50,10 @@ impl Projections {
                 .transpose()
         };
         Ok(Self {
-            q: Linear::new(d, d, vb.pp("q"))?,
-            k: Linear::new(d, d, vb.pp("k"))?,
-            v: Linear::new(d, d, vb.pp("v"))?,
-            o: Linear::new(d, d, vb.pp("o"))?,
+            q: Linear::for_products(d, d, vb.pp("q"))?,
+            k: Linear::for_products(d, d, vb.pp("k"))?,
+            v: Linear::for_products(d, d, vb.pp("v"))?,
+            o: Linear::for_products(d, d, vb.pp("o"))?,
             norm_q: norm("norm_q")?,
             norm_k: norm("norm_k")?,
             heads: cfg.num_heads,
@@ -85,14 +85,14 @@ impl Projections {
         ops: &FusedOps,
         linear: &Linear,
         norm: &Option<RmsNorm>,
-        x: &Tensor,
+        x: &ProductInput,
         rope: Option<&Rope>,
     ) -> Result<Tensor> {
         let (Some(bias), Some(norm)) = (linear.bias(), norm) else {
             candle_core::bail!("fused q/k needs a bias and the q/k norm");
         };
         let (weight, eps) = norm.parts();
-        let y = linear.product(x)?;
+        let y = ops.product(linear, x)?;
         let out = ops.bias_rms_norm_rope(&y, bias, weight, eps, rope.map(Rope::tables))?;
         split_heads(&out, self.heads)
     }
@@ -139,8 +139,8 @@ impl AttentionBlock {
                 .then(|| AffineLayerNorm::new(cfg.dim, cfg.eps, f32_vb.pp("norm3")))
                 .transpose()?,
             cross_attn: Projections::new(cfg, vb.pp("cross_attn"))?,
-            ffn_0: Linear::new(cfg.dim, cfg.ffn_dim, vb.pp("ffn.0"))?,
-            ffn_2: Linear::new(cfg.ffn_dim, cfg.dim, vb.pp("ffn.2"))?,
+            ffn_0: Linear::for_products(cfg.dim, cfg.ffn_dim, vb.pp("ffn.0"))?,
+            ffn_2: Linear::for_products(cfg.ffn_dim, cfg.dim, vb.pp("ffn.2"))?,
             eps: cfg.eps,
         })
     }
@@ -225,14 +225,9 @@ impl AttentionBlock {
         let m = region("modulation", dev, || {
             self.modulation.broadcast_add(e0)?.chunk(6, 1)
         })?;
-        let bias = |l: &Linear| -> Result<Tensor> {
-            l.bias()
-                .cloned()
-                .ok_or_else(|| candle_core::Error::Msg("fused block: linear without bias".into()))
-        };
         let sa = &self.self_attn;
         let a = region("norm1", dev, || {
-            ops.layer_norm_affine(x, &(&m[1] + 1.0)?, &m[0], self.eps)
+            ops.layer_norm_input(x, &(&m[1] + 1.0)?, &m[0], self.eps)
         })?;
         let q = region("q: product, norm, rope", dev, || {
             sa.fused_qk(ops, &sa.q, &sa.norm_q, &a, Some(rope))
@@ -247,16 +242,16 @@ impl AttentionBlock {
             merge_heads(&attention(&q, &k, &v, sa.scale)?)
         })?;
         let x = region("o: product, gated residual", dev, || {
-            ops.bias_residual(x, &sa.o.product(&y)?, &bias(&sa.o)?, Some(&m[2]))
+            ops.product_residual(&sa.o, &ops.input(&y)?, x, Some(&m[2]))
         })?;
 
         let ca = &self.cross_attn;
         let normed = region("norm3", dev, || match &self.norm3 {
             Some(norm) => {
                 let (w, b, eps) = norm.parts();
-                ops.layer_norm_affine(&x, w, b, eps)
+                ops.layer_norm_input(&x, w, b, eps)
             }
-            None => x.to_dtype(DType::BF16),
+            None => ops.input(&x.to_dtype(DType::BF16)?),
         })?;
         let q = region("cross q: product, norm", dev, || {
             ca.fused_qk(ops, &ca.q, &ca.norm_q, &normed, None)
@@ -265,22 +260,17 @@ impl AttentionBlock {
             merge_heads(&attention(&q, &text.k, &text.v, ca.scale)?)
         })?;
         let x = region("cross o: product, residual", dev, || {
-            ops.bias_residual(&x, &ca.o.product(&y)?, &bias(&ca.o)?, None)
+            ops.product_residual(&ca.o, &ops.input(&y)?, &x, None)
         })?;
 
         let b = region("norm2", dev, || {
-            ops.layer_norm_affine(&x, &(&m[4] + 1.0)?, &m[3], self.eps)
+            ops.layer_norm_input(&x, &(&m[4] + 1.0)?, &m[3], self.eps)
         })?;
         let h = region("ffn.0: product, bias, gelu", dev, || {
             ops.linear_bias_gelu(&self.ffn_0, &b)
         })?;
         region("ffn.2: product, gated residual", dev, || {
-            ops.bias_residual(
-                &x,
-                &self.ffn_2.product(&h)?,
-                &bias(&self.ffn_2)?,
-                Some(&m[5]),
-            )
+            ops.product_residual(&self.ffn_2, &ops.input(&h)?, &x, Some(&m[5]))
         })
     }
 }
