@@ -219,3 +219,32 @@ fn rows_of_a_width_the_products_cannot_take_are_refused_with_the_reason() {
     let err = fp8_gemm::quantize_rows(&x).unwrap_err().to_string();
     assert!(err.contains("multiple of 16"), "{err}");
 }
+
+#[test]
+fn f32_rows_are_quantised_as_they_are() {
+    // The VACE stream is f32: its rows are quantised without a bf16 copy first.
+    let dev = test_device();
+    if !dev.is_cuda() {
+        eprintln!("skipped: FP8 products need VACED_TEST_DEVICE=cuda:N");
+        return;
+    }
+    let x = Tensor::randn(0f32, 3.0, (1, 100, 1536), &dev).unwrap();
+    let w = (Tensor::randn(0f32, 1.0, (256, 1536), &dev).unwrap() * 0.02)
+        .unwrap()
+        .to_dtype(DType::BF16)
+        .unwrap();
+    let got = fp8_gemm::linear(
+        &fp8_gemm::quantize_rows(&x).unwrap(),
+        &fp8_gemm::quantize_rows(&w).unwrap(),
+        None,
+        None,
+    )
+    .unwrap();
+    assert_eq!(got.dims(), [1, 100, 256]);
+    let want = on_cpu_f64(&x.squeeze(0).unwrap())
+        .matmul(&on_cpu_f64(&w).t().unwrap())
+        .unwrap();
+    let (rel, _) = errors(&on_cpu_f64(&got.squeeze(0).unwrap()), &want);
+    eprintln!("f32 rows: relative error {rel:.3e}");
+    assert!(rel <= PRODUCT_REL_TOL, "f32 rows: relative error {rel:.3e}");
+}

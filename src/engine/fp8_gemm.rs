@@ -107,30 +107,43 @@ fn check_cols(cols: usize, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// `x: [.., cols]` (any float dtype, rounded to bf16 first) quantised per row.
+/// `x: [.., cols]` quantised per row: read as f32 when it is f32 (the VACE stream),
+/// else as bf16 (other dtypes are rounded to bf16 first).
 pub fn quantize_rows(x: &Tensor) -> Result<Fp8Rows> {
     let cols = x.dims().last().copied().unwrap_or(0);
     check_cols(cols, "rows")?;
-    let image = cuda_kernels::fused_required(&format!("quantize_rows_fp8_{}", row_block(cols)))?;
+    let (dtype, suffix) = match x.dtype() {
+        DType::F32 => (DType::F32, "_f32"),
+        _ => (DType::BF16, ""),
+    };
+    let name = format!("quantize_rows_fp8{suffix}_{}", row_block(cols));
+    let image = cuda_kernels::fused_required(&name)?;
     let device = device(x)?;
-    let x = prepared_aligned(x, DType::BF16)?;
+    let x = prepared_aligned(x, dtype)?;
     let quantized = Fp8Rows::alloc(&device, x.dims())?;
     {
         let (xs, xl) = x.storage_and_layout();
-        let xv = view::<bf16>(&xs, xl)?;
+        let (f32_view, bf16_view) = match dtype {
+            DType::F32 => (Some(view::<f32>(&xs, xl)?), None),
+            _ => (None, Some(view::<bf16>(&xs, xl)?)),
+        };
         let n_cols = cols as i32;
         let func = cuda_kernels::function(&device, image)?;
         let stream = device.cuda_stream();
         let mut launch = stream.launch_builder(&func);
+        match (&f32_view, &bf16_view) {
+            (Some(v), _) => launch.arg(v),
+            (None, Some(v)) => launch.arg(v),
+            (None, None) => candle_core::bail!("FP8 rows: no view of the input"),
+        };
         launch
-            .arg(&xv)
             .arg(&quantized.values)
             .arg(&quantized.scales)
             .arg(&n_cols);
         let grid = (quantized.rows() as u32, 1, 1);
-        // SAFETY: arguments match `quantize_rows_fp8` in kernels/fused_ops.py; `x` is
-        // contiguous, 16-byte aligned, with the rows the grid covers, and the outputs hold
-        // as many rows.
+        // SAFETY: arguments match `quantize_rows_fp8` in kernels/fused_ops.py for `x`'s dtype
+        // (the variant chosen by it); `x` is contiguous, 16-byte aligned, with the rows the
+        // grid covers, and the outputs hold as many rows.
         unsafe { cuda_kernels::launch(image, grid, launch) }?;
     }
     Ok(quantized)

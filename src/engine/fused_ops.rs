@@ -69,9 +69,36 @@ impl FusedOps {
         eps: f64,
     ) -> Result<Tensor> {
         #[cfg(feature = "cuda")]
-        return cuda::layer_norm_affine(self.row_block, x, w, b, eps);
+        return cuda::layer_norm_affine(self.row_block, x, w, b, eps, DType::BF16);
         #[cfg(not(feature = "cuda"))]
         no_cuda(&[x, w, b, &Tensor::new(eps, x.device())?])
+    }
+
+    /// `LayerNorm(x)·w + b` in f32 for `x: [B, L, D]` f32 (the head's modulated norm) in one
+    /// pass, where the fused kernels apply (CUDA, `VACED_FUSED_OPS` on, a kernel for the
+    /// width); `None` elsewhere.
+    pub fn layer_norm_affine_f32(
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        eps: f64,
+    ) -> Result<Option<Tensor>> {
+        #[cfg(feature = "cuda")]
+        {
+            let dim = x.dims().last().copied().unwrap_or(0);
+            let block = dim.next_power_of_two().max(64);
+            let kernel = format!("layer_norm_affine_f32_{block}");
+            if enabled()
+                && x.device().is_cuda()
+                && dim % 16 == 0
+                && x.rank() == 3
+                && crate::engine::cuda_kernels::fused(&kernel).is_some()
+            {
+                return cuda::layer_norm_affine(block, x, w, b, eps, DType::F32).map(Some);
+            }
+        }
+        let _ = (x, w, b, eps);
+        Ok(None)
     }
 
     /// [`Self::layer_norm_affine`] as the input of linear layers: quantised in the same
@@ -294,19 +321,38 @@ mod cuda {
         prepared_aligned(&t.broadcast_as((batch, dim))?, DType::F32)
     }
 
+    /// The modulated or affine LayerNorm, stored as `out` (bf16 or f32).
     pub fn layer_norm_affine(
         block: usize,
         x: &Tensor,
         w: &Tensor,
         b: &Tensor,
         eps: f64,
+        out: DType,
     ) -> Result<Tensor> {
+        match out {
+            DType::BF16 => layer_norm_affine_as::<bf16>(&format!("layer_norm_affine_{block}"), x, w, b, eps),
+            DType::F32 => layer_norm_affine_as::<f32>(&format!("layer_norm_affine_f32_{block}"), x, w, b, eps),
+            other => candle_core::bail!("fused LayerNorm: no kernel writing {other:?}"),
+        }
+    }
+
+    fn layer_norm_affine_as<T>(
+        name: &str,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        eps: f64,
+    ) -> Result<Tensor>
+    where
+        T: candle_core::cuda::CudaDType + candle_core::cuda::cudarc::driver::DeviceRepr,
+    {
         let (batch, rows, dim) = x.dims3()?;
-        let image = cuda_kernels::fused_required(&format!("layer_norm_affine_{block}"))?;
+        let image = cuda_kernels::fused_required(name)?;
         let device = device(x)?;
         let x = prepared_aligned(x, DType::F32)?;
         let (w, b) = (per_batch(w, batch, dim)?, per_batch(b, batch, dim)?);
-        let out = output::<bf16>(&device, x.dims())?;
+        let out = output::<T>(&device, x.dims())?;
         {
             let (xs, xl) = x.storage_and_layout();
             let (ws, wl) = w.storage_and_layout();
