@@ -47,7 +47,12 @@ fn fp8_linear_layers_stay_close_to_the_reference() {
                 meta["context_scale"].as_f64().unwrap(),
             )
             .unwrap();
-        assert_rel(&format!("{case} out, FP8"), &out, get(&io, "out"), FP8_DIT_REL_TOL);
+        assert_rel(
+            &format!("{case} out, FP8"),
+            &out,
+            get(&io, "out"),
+            FP8_DIT_REL_TOL,
+        );
     }
 
     for case in cases("pipeline_") {

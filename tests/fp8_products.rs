@@ -30,8 +30,14 @@ fn gelu_tanh(x: &Tensor) -> Tensor {
 fn row_errors(got: &Tensor, want: &Tensor) -> Vec<f64> {
     let diff = (got - want).unwrap().sqr().unwrap().sum(1).unwrap();
     let norm = want.sqr().unwrap().sum(1).unwrap();
-    let (diff, norm) = (diff.to_vec1::<f64>().unwrap(), norm.to_vec1::<f64>().unwrap());
-    diff.iter().zip(&norm).map(|(d, n)| (d / n).sqrt()).collect()
+    let (diff, norm) = (
+        diff.to_vec1::<f64>().unwrap(),
+        norm.to_vec1::<f64>().unwrap(),
+    );
+    diff.iter()
+        .zip(&norm)
+        .map(|(d, n)| (d / n).sqrt())
+        .collect()
 }
 
 #[test]
@@ -69,10 +75,13 @@ fn fp8_products_match_the_formula_within_e4m3_rounding_on_every_row() {
             .to_dtype(DType::BF16)
             .unwrap();
         // Output channels differ in scale too (one scale per weight row).
-        let w_scale = Tensor::from_iter((0..out_dim).map(|o| if o % 5 == 0 { 0.2f32 } else { 0.02 }), &dev)
-            .unwrap()
-            .reshape((out_dim, 1))
-            .unwrap();
+        let w_scale = Tensor::from_iter(
+            (0..out_dim).map(|o| if o % 5 == 0 { 0.2f32 } else { 0.02 }),
+            &dev,
+        )
+        .unwrap()
+        .reshape((out_dim, 1))
+        .unwrap();
         let w = Tensor::randn(0f32, 1.0, (out_dim, in_dim), &dev)
             .unwrap()
             .broadcast_mul(&w_scale)
@@ -153,14 +162,19 @@ fn a_residual_update_in_the_epilogue_matches_the_formula() {
             // cuBLASLt has no such algorithm for some shapes (the callers then add the
             // residual in a separate pass); it must have one for the model's main width.
             let Some(got) = got else {
-                assert_ne!(in_dim, 1536, "no FP8 residual product for {rows}x{in_dim} -> {out_dim}");
+                assert_ne!(
+                    in_dim, 1536,
+                    "no FP8 residual product for {rows}x{in_dim} -> {out_dim}"
+                );
                 eprintln!("{rows}x{in_dim} -> {out_dim}: no residual product (callers fall back)");
                 continue;
             };
             assert_eq!(got.dims(), [1, rows, out_dim]);
             assert_eq!(got.dtype(), DType::F32);
             let scaled = if gated {
-                update.broadcast_mul(&on_cpu_f64(&gate.squeeze(0).unwrap())).unwrap()
+                update
+                    .broadcast_mul(&on_cpu_f64(&gate.squeeze(0).unwrap()))
+                    .unwrap()
             } else {
                 update.clone()
             };
@@ -170,7 +184,10 @@ fn a_residual_update_in_the_epilogue_matches_the_formula() {
             let (rel, _) = errors(&got_update, &scaled);
             let what = format!("{rows}x{in_dim} -> {out_dim}, gate {gated}");
             eprintln!("{what}: update's relative error {rel:.3e}");
-            assert!(rel <= PRODUCT_REL_TOL, "{what}: update's relative error {rel:.3e}");
+            assert!(
+                rel <= PRODUCT_REL_TOL,
+                "{what}: update's relative error {rel:.3e}"
+            );
         }
     }
 }
@@ -186,8 +203,15 @@ fn an_all_zero_row_gives_exactly_the_bias() {
         .unwrap()
         .to_dtype(DType::BF16)
         .unwrap();
-    let x = Tensor::cat(&[&x.i(..10).unwrap(), &x.i(..1).unwrap().zeros_like().unwrap(), &x.i(11..).unwrap()], 0)
-        .unwrap();
+    let x = Tensor::cat(
+        &[
+            &x.i(..10).unwrap(),
+            &x.i(..1).unwrap().zeros_like().unwrap(),
+            &x.i(11..).unwrap(),
+        ],
+        0,
+    )
+    .unwrap();
     let w = (Tensor::randn(0f32, 1.0, (32, 64), &dev).unwrap() * 0.05)
         .unwrap()
         .to_dtype(DType::BF16)
@@ -203,9 +227,18 @@ fn an_all_zero_row_gives_exactly_the_bias() {
         Some(Epilogue::Bias),
     )
     .unwrap();
-    let row = got.i(10).unwrap().to_dtype(DType::F32).unwrap().to_vec1::<f32>().unwrap();
+    let row = got
+        .i(10)
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     let bias = bias.to_dtype(DType::F32).unwrap().to_vec1::<f32>().unwrap();
-    assert_eq!(row, bias, "a zero input row must give the bias alone, not NaN or noise");
+    assert_eq!(
+        row, bias,
+        "a zero input row must give the bias alone, not NaN or noise"
+    );
 }
 
 #[test]

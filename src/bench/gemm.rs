@@ -91,9 +91,7 @@ pub fn run(
             }
             // The per-token quantisation of the input, which the LayerNorms fuse and the
             // o projection and the FFN's second layer pay separately.
-            let quantize = super::time(device, repeat, || {
-                fp8_gemm::quantize_rows(&x).map(drop)
-            })?;
+            let quantize = super::time(device, repeat, || fp8_gemm::quantize_rows(&x).map(drop))?;
             rows.push(GemmTiming {
                 shape: format!("{tokens}x{in_dim}"),
                 path: "fp8_quantize_input",

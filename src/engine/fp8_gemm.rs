@@ -15,10 +15,10 @@ use std::ffi::c_void;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use candle_core::cuda::DeviceId;
-use candle_core::cuda::cudarc::cublaslt::result as lt;
-use candle_core::cuda::cudarc::cublaslt::sys;
 use candle_core::cuda::cudarc::cublaslt::CudaBlasLT;
 use candle_core::cuda::cudarc::cublaslt::MatmulShared;
+use candle_core::cuda::cudarc::cublaslt::result as lt;
+use candle_core::cuda::cudarc::cublaslt::sys;
 use candle_core::cuda::cudarc::driver::{CudaSlice, DevicePtr, PushKernelArg};
 use candle_core::{CudaDevice, DType, Result, Tensor};
 use half::bf16;
@@ -241,7 +241,11 @@ pub fn linear_residual(
     let out_dim = check_shapes(x, weight)?;
     let rows = x.rows();
     if residual.elem_count() != rows * out_dim || residual.dims().last() != Some(&out_dim) {
-        candle_core::bail!("FP8 residual: x {:?}, residual {:?}", x.dims, residual.dims());
+        candle_core::bail!(
+            "FP8 residual: x {:?}, residual {:?}",
+            x.dims,
+            residual.dims()
+        );
     }
     let (scales, bias) = match gate {
         Some(gate) => {
@@ -264,7 +268,14 @@ pub fn linear_residual(
         epilogue: Some(Epilogue::Bias),
         output: Output::F32Accumulate,
     };
-    let ran = product.launch(x, weight, scales.as_ref(), Some(&bias), Some(&residual), &out)?;
+    let ran = product.launch(
+        x,
+        weight,
+        scales.as_ref(),
+        Some(&bias),
+        Some(&residual),
+        &out,
+    )?;
     ran.then(|| wrap(out, x.device.clone(), &[rows, out_dim]).reshape(residual.dims()))
         .transpose()
 }
@@ -340,7 +351,9 @@ impl Product {
     ) -> Result<bool> {
         let device = &x.device;
         let stream = device.cuda_stream();
-        let a_scales = a_scales.map(|t| prepared_aligned(t, DType::F32)).transpose()?;
+        let a_scales = a_scales
+            .map(|t| prepared_aligned(t, DType::F32))
+            .transpose()?;
         let a_scale_storage = a_scales.as_ref().map(Tensor::storage_and_layout);
         let a_scale_view = match &a_scale_storage {
             Some((s, l)) => Some(view::<f32>(s, l)?),
@@ -460,7 +473,8 @@ impl Product {
         // cublasOperation_t (cuBLAS's, not in cuBLASLt's bindings): 1 transposes, 0 does not.
         desc.set(A::CUBLASLT_MATMUL_DESC_TRANSA, &1i32)?;
         desc.set(A::CUBLASLT_MATMUL_DESC_TRANSB, &0i32)?;
-        let outer = sys::cublasLtMatmulMatrixScale_t::CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F as i32;
+        let outer =
+            sys::cublasLtMatmulMatrixScale_t::CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F as i32;
         desc.set(A::CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &outer)?;
         desc.set(A::CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &outer)?;
         desc.set(A::CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &operands.a_scales)?;

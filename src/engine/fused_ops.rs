@@ -131,7 +131,9 @@ impl FusedOps {
         match x {
             ProductInput::Bf16(x) => linear.product(x),
             #[cfg(feature = "cuda")]
-            ProductInput::Fp8(x) => crate::engine::fp8_gemm::linear(x, &*linear.fp8_weight()?, None, None),
+            ProductInput::Fp8(x) => {
+                crate::engine::fp8_gemm::linear(x, &*linear.fp8_weight()?, None, None)
+            }
         }
     }
 
@@ -331,8 +333,12 @@ mod cuda {
         out: DType,
     ) -> Result<Tensor> {
         match out {
-            DType::BF16 => layer_norm_affine_as::<bf16>(&format!("layer_norm_affine_{block}"), x, w, b, eps),
-            DType::F32 => layer_norm_affine_as::<f32>(&format!("layer_norm_affine_f32_{block}"), x, w, b, eps),
+            DType::BF16 => {
+                layer_norm_affine_as::<bf16>(&format!("layer_norm_affine_{block}"), x, w, b, eps)
+            }
+            DType::F32 => {
+                layer_norm_affine_as::<f32>(&format!("layer_norm_affine_f32_{block}"), x, w, b, eps)
+            }
             other => candle_core::bail!("fused LayerNorm: no kernel writing {other:?}"),
         }
     }

@@ -95,7 +95,12 @@ impl Linear {
             #[cfg(feature = "cuda")]
             Weights::Fp8 { weight, bias } => {
                 let epilogue = bias.as_ref().map(|_| fp8_gemm::Epilogue::Bias);
-                fp8_gemm::linear(&fp8_gemm::quantize_rows(x)?, weight, bias.as_ref(), epilogue)
+                fp8_gemm::linear(
+                    &fp8_gemm::quantize_rows(x)?,
+                    weight,
+                    bias.as_ref(),
+                    epilogue,
+                )
             }
         }
     }
