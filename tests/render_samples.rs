@@ -57,11 +57,18 @@ fn every_sample_renders_to_a_checked_mp4_with_report() {
         let manifest = json(&job.join("job.json"));
         let report = json(&out.join("report.json"));
         let plan = &report["plan"];
-        // A CPU run computes the VAE exactly in f32, and says so.
+        // A CPU run computes the VAE exactly in f32, and attention and the linear layers in
+        // the DiT's dtype (the 8-bit paths are GPU-only), and says so.
         assert_eq!(
             report["model"]["vae_convolutions"], "exact",
             "{name}: report model"
         );
+        for field in ["attention", "linear_products"] {
+            assert_eq!(
+                report["model"][field], report["model"]["dtype"],
+                "{name}: report model {field}"
+            );
+        }
         let info = probe(&out.join("result.mp4")).unwrap();
         let frames = plan["frames"].as_u64().unwrap() as usize;
         if let Some(asked) = manifest["frames"].as_u64() {

@@ -12,6 +12,14 @@ use candle_nn::VarBuilder;
 #[cfg(feature = "cuda")]
 use crate::engine::fp8_gemm::{self, Fp8Rows};
 
+/// Whether `VACED_LINEAR_PRECISION=fp8` asks for FP8 products (they apply on CUDA in bf16).
+pub fn fp8_requested() -> bool {
+    #[cfg(feature = "cuda")]
+    return fp8_gemm::requested();
+    #[cfg(not(feature = "cuda"))]
+    false
+}
+
 /// `y = x·Wᵀ + b` with `W: [out, in]`; the input is cast to the weight's dtype.
 #[derive(Debug, Clone)]
 pub struct Linear {

@@ -37,6 +37,12 @@ pub struct ModelRun {
     /// How the VAE's convolutions were computed: `exact` (f32) or `tf32` (one TF32 product,
     /// as the reference on a GPU).
     pub vae_convolutions: crate::engine::vae::ConvPrecision,
+    /// How the DiT's attention computed: its dtype, or `8bit` (INT8 q·kᵀ, FP8 p·v) when
+    /// `VACED_ATTENTION_PRECISION=8bit` applied.
+    pub attention: String,
+    /// How the DiT blocks' linear layers computed: the dtype, or `fp8` when
+    /// `VACED_LINEAR_PRECISION=fp8` applied.
+    pub linear_products: String,
 }
 
 /// The encoded result.

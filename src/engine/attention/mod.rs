@@ -41,6 +41,14 @@ fn eight_bit() -> bool {
     *EIGHT_BIT.get_or_init(|| std::env::var(PRECISION_ENV).is_ok_and(|v| v == "8bit"))
 }
 
+/// Whether [`PRECISION_ENV`] switches 8-bit attention on (it applies on CUDA in bf16).
+pub fn eight_bit_requested() -> bool {
+    #[cfg(feature = "cuda")]
+    return eight_bit();
+    #[cfg(not(feature = "cuda"))]
+    false
+}
+
 /// `softmax(q·kᵀ·scale)·v` for `q: [B, H, Lq, D]`, `k, v: [B, H, Lk, D]`; returns
 /// `[B, H, Lq, D]` in the dtype of `q`. Scores and softmax are computed in f32. Inputs may be
 /// strided views (e.g. heads split off a `[B, L, H·D]` projection without a copy).

@@ -179,6 +179,27 @@ pub fn attention(
         Ok::<_, candle_core::Error>((out, scales))
     };
     let (q8, q_scales) = quantize(rows_q, &qv, [sq_b, sq_h, sq_l], seq_q, pad_q, qk_factor)?;
+
+    // v minus its mean to FP8 per channel, transposed to `[BH, D_PAD, Lk_pad]` (its keys
+    // permuted for the warp-specialised kernel), where the kernel reads v so: the last
+    // quantizer `helper_names` lists.
+    let vt8 = match helpers.get(4) {
+        Some(&image) => {
+            let vt8: CudaSlice<u8> = output(&cuda, &[bh, d_pad, lk_pad])?;
+            let func = cuda_kernels::function(&cuda, image)?;
+            let mut launch = stream.launch_builder(&func);
+            launch.arg(&vv).arg(&v_mean).arg(&v_range).arg(&vt8);
+            launch.arg(&seq_k).arg(&pad_k).arg(&heads);
+            launch.arg(&sv_b).arg(&sv_h).arg(&sv_l);
+            let grid = ((lk_pad / QUANTIZE_V_KEYS) as u32, bh as u32, 1);
+            // SAFETY: matches `quantize_v`; v covers B·H·Lk·D through its strides, the output
+            // holds BH·D_PAD·Lk_pad bytes, the statistics BH·D_PAD.
+            unsafe { cuda_kernels::launch(image, grid, launch) }?;
+            Some(vt8)
+        }
+        None => None,
+    };
+
     if let Some(boxes) = &kernel.tma {
         // Centred k to INT8 with one scale per block of PAD_TOKENS (the kernel's key block).
         let k_blocks = lk_pad / PAD_TOKENS;
@@ -214,21 +235,6 @@ pub fn attention(
         ];
         // v as the kernel reads it: the model's tensor through a row view, or the FP8 copy.
         let fp8_values = boxes.values == Values::Fp8Transposed;
-        let vt8 = if fp8_values {
-            Some(quantize_v(
-                &cuda,
-                helpers[4],
-                &vv,
-                &v_mean,
-                &v_range,
-                [sv_b, sv_h, sv_l],
-                [bh, d_pad, lk_pad],
-                seq_k,
-                heads,
-            )?)
-        } else {
-            None
-        };
         let (v_ptr, _v_read) = match &vt8 {
             Some(vt8) => vt8.device_ptr(&stream),
             None => vv.device_ptr(&stream),
@@ -283,21 +289,10 @@ pub fn attention(
         unsafe { cuda_kernels::launch(image, grid, launch) }?;
         return wrap(out, cuda, &[b, lq, h, d]).transpose(1, 2);
     }
-    let (rows_k, quant_v) = (helpers[3], helpers[4]);
-    let (k8, k_scales) = quantize(rows_k, &kv, [sk_b, sk_h, sk_l], seq_k, pad_k, 1.0)?;
-
-    // v minus its mean to FP8 per channel, transposed to [BH, D_PAD, Lk_pad].
-    let vt8 = quantize_v(
-        &cuda,
-        quant_v,
-        &vv,
-        &v_mean,
-        &v_range,
-        [sv_b, sv_h, sv_l],
-        [bh, d_pad, lk_pad],
-        seq_k,
-        heads,
-    )?;
+    let (k8, k_scales) = quantize(helpers[3], &kv, [sk_b, sk_h, sk_l], seq_k, pad_k, 1.0)?;
+    let Some(vt8) = vt8 else {
+        candle_core::bail!("8-bit attention {}: no v quantizer", kernel.image.name)
+    };
 
     // The attention itself, writing `[B, Lq, H, D]`.
     let out: CudaSlice<bf16> = output(&cuda, &[b, lq, h, d])?;
@@ -328,35 +323,6 @@ pub fn attention(
         unsafe { cuda_kernels::launch(image, grid, launch) }?;
     }
     wrap(out, cuda, &[b, lq, h, d]).transpose(1, 2)
-}
-
-/// v minus its mean to FP8 per channel, transposed to `[BH, D_PAD, Lk_pad]` by `image`
-/// (`quantize_v`, its keys permuted or not); `stats` are the column statistics' mean and range.
-#[allow(clippy::too_many_arguments)]
-fn quantize_v(
-    cuda: &candle_core::CudaDevice,
-    image: &'static cuda_kernels::KernelImage,
-    v: &candle_core::cuda::cudarc::driver::CudaView<'_, bf16>,
-    v_mean: &CudaSlice<f32>,
-    v_range: &CudaSlice<f32>,
-    [sv_b, sv_h, sv_l]: [i64; 3],
-    [bh, d_pad, lk_pad]: [usize; 3],
-    seq_k: i32,
-    heads: i32,
-) -> Result<CudaSlice<u8>> {
-    let stream = cuda.cuda_stream();
-    let vt8: CudaSlice<u8> = output(cuda, &[bh, d_pad, lk_pad])?;
-    let pad_k = lk_pad as i32;
-    let func = cuda_kernels::function(cuda, image)?;
-    let mut launch = stream.launch_builder(&func);
-    launch.arg(v).arg(v_mean).arg(v_range).arg(&vt8);
-    launch.arg(&seq_k).arg(&pad_k).arg(&heads);
-    launch.arg(&sv_b).arg(&sv_h).arg(&sv_l);
-    let grid = ((lk_pad / QUANTIZE_V_KEYS) as u32, bh as u32, 1);
-    // SAFETY: matches `quantize_v`; v covers B·H·Lk·D through its strides, the output holds
-    // BH·D_PAD·Lk_pad bytes, the statistics BH·D_PAD.
-    unsafe { cuda_kernels::launch(image, grid, launch) }?;
-    Ok(vt8)
 }
 
 /// Only bf16 inputs are quantized (the model's compute dtype on the GPU).
