@@ -72,6 +72,8 @@ pub struct BenchReport {
     pub device: String,
     pub model: String,
     pub dtype: String,
+    /// How attention and the linear layers computed (the 8-bit switches).
+    pub numerics: crate::engine::dit::Numerics,
     pub size: String,
     pub frames: usize,
     pub latent_frames: usize,
@@ -168,6 +170,7 @@ pub fn run(
         device: device_name.to_owned(),
         model: options.preset.name().to_owned(),
         dtype: format!("{dtype:?}").to_lowercase(),
+        numerics: crate::engine::dit::Numerics::of(device, dtype),
         size: format!("{}x{}", options.width_px, options.height_px),
         frames: options.frames,
         latent_frames: t,

@@ -255,24 +255,17 @@ pub fn render(
             .unwrap_or_else(|| DEFAULT_NEGATIVE_PROMPT.to_owned()),
         noise_generator: NOISE_GENERATOR,
         model: {
-            let dtype = format!("{:?}", renderer.pipeline.dit_dtype()).to_lowercase();
-            // The 8-bit paths switch on for CUDA bf16 runs only.
-            let bf16_gpu = renderer.pipeline.dit_dtype() == candle_core::DType::BF16
-                && renderer.pipeline.dit.device().is_cuda();
-            let pick = |on: bool, name: &str| {
-                if bf16_gpu && on {
-                    name.to_owned()
-                } else {
-                    dtype.clone()
-                }
-            };
+            let numerics = crate::engine::dit::Numerics::of(
+                renderer.pipeline.dit.device(),
+                renderer.pipeline.dit_dtype(),
+            );
             report::ModelRun {
                 source: renderer.model_source.clone(),
                 device: renderer.device_name.clone(),
-                attention: pick(crate::engine::attention::eight_bit_requested(), "8bit"),
-                linear_products: pick(crate::engine::linear::fp8_requested(), "fp8"),
-                dtype,
+                dtype: format!("{:?}", renderer.pipeline.dit_dtype()).to_lowercase(),
                 vae_convolutions: renderer.pipeline.vae.conv_precision(),
+                attention: numerics.attention,
+                linear_products: numerics.linear_products,
             }
         },
         inputs: report::input_fingerprints(plan).map_err(|source| outbox::Error::Io {

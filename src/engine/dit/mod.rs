@@ -103,6 +103,36 @@ impl Head {
     }
 }
 
+/// How a DiT on `device` computing in `dtype` forms its attention and linear layers: the
+/// dtype itself, or the 8-bit paths switched on from the environment
+/// (`VACED_ATTENTION_PRECISION=8bit`, `VACED_LINEAR_PRECISION=fp8`), which apply to CUDA
+/// bf16 runs only. Reports and benchmarks record it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Numerics {
+    /// `bf16`, `f32`, … or `8bit` (INT8 q·kᵀ, FP8 p·v).
+    pub attention: String,
+    /// `bf16`, `f32`, … or `fp8` (per-token and per-channel scales).
+    pub linear_products: String,
+}
+
+impl Numerics {
+    pub fn of(device: &Device, dtype: DType) -> Self {
+        let name = format!("{dtype:?}").to_lowercase();
+        let gpu_bf16 = device.is_cuda() && dtype == DType::BF16;
+        let pick = |on: bool, switched: &str| {
+            if gpu_bf16 && on {
+                switched.to_owned()
+            } else {
+                name.clone()
+            }
+        };
+        Self {
+            attention: pick(crate::engine::attention::eight_bit_requested(), "8bit"),
+            linear_products: pick(crate::engine::linear::fp8_requested(), "fp8"),
+        }
+    }
+}
+
 /// The VACE diffusion transformer.
 #[derive(Debug, Clone)]
 pub struct WanModel {
@@ -124,6 +154,14 @@ impl WanModel {
     /// Linear layers take the dtype of `vb`; modulation, norms, time MLPs and head stay f32.
     pub fn new(cfg: &DitConfig, vb: VarBuilder) -> Result<Self> {
         cfg.validate().map_err(candle_core::Error::Msg)?;
+        let numerics = Numerics::of(vb.device(), vb.dtype());
+        if numerics.attention == "8bit" || numerics.linear_products == "fp8" {
+            tracing::info!(
+                attention = %numerics.attention,
+                linear_products = %numerics.linear_products,
+                "DiT with 8-bit paths switched on (faster, slightly less exact)"
+            );
+        }
         let d = cfg.dim;
         let vace_layers = cfg.vace_layers();
         let blocks = (0..cfg.num_layers)
