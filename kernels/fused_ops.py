@@ -18,14 +18,10 @@ from triton.language.extra.cuda import libdevice
 
 
 @triton.jit
-def layer_norm_affine(X, W, B, Y, n_cols, rows_per_batch, eps, BLOCK: tl.constexpr):
-    """y = LayerNorm(x) · w + b in Y's dtype (bf16 for the blocks, f32 for the head), x f32;
-    w, b f32 per batch (w = 1 + scale for the modulation, the affine weight for the
-    cross-attention norm)."""
-    row = tl.program_id(0).to(tl.int64)
+def _layer_norm_row(X, W, B, row, n_cols, rows_per_batch, eps, cols, mask):
+    """LayerNorm(x) · w + b of one row in f32, x f32; w, b f32 per batch (w = 1 + scale for
+    the modulation, the affine weight for the cross-attention norm)."""
     batch = row // rows_per_batch
-    cols = tl.arange(0, BLOCK)
-    mask = cols < n_cols
     x = tl.load(X + row * n_cols + cols, mask=mask, other=0.0)
     mean = tl.sum(x, 0) / n_cols
     centred = tl.where(mask, x - mean, 0.0)
@@ -33,7 +29,17 @@ def layer_norm_affine(X, W, B, Y, n_cols, rows_per_batch, eps, BLOCK: tl.constex
     rstd = libdevice.rsqrt(var + eps)
     w = tl.load(W + batch * n_cols + cols, mask=mask, other=0.0)
     b = tl.load(B + batch * n_cols + cols, mask=mask, other=0.0)
-    tl.store(Y + row * n_cols + cols, (centred * rstd * w + b).to(Y.dtype.element_ty), mask=mask)
+    return centred * rstd * w + b
+
+
+@triton.jit
+def layer_norm_affine(X, W, B, Y, n_cols, rows_per_batch, eps, BLOCK: tl.constexpr):
+    """y = LayerNorm(x) · w + b in Y's dtype (bf16 for the blocks, f32 for the head)."""
+    row = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK)
+    mask = cols < n_cols
+    y = _layer_norm_row(X, W, B, row, n_cols, rows_per_batch, eps, cols, mask)
+    tl.store(Y + row * n_cols + cols, y.to(Y.dtype.element_ty), mask=mask)
 
 
 # The largest finite e4m3 value: an FP8 row is scaled so that its largest magnitude maps here.
@@ -56,18 +62,10 @@ def layer_norm_affine_fp8(X, W, B, Q, S, n_cols, rows_per_batch, eps, BLOCK: tl.
     """`layer_norm_affine` for an FP8 product: the same f32 value, stored as e4m3 rows with
     one scale each instead of bf16, in the same pass."""
     row = tl.program_id(0).to(tl.int64)
-    batch = row // rows_per_batch
     cols = tl.arange(0, BLOCK)
     mask = cols < n_cols
-    x = tl.load(X + row * n_cols + cols, mask=mask, other=0.0)
-    mean = tl.sum(x, 0) / n_cols
-    centred = tl.where(mask, x - mean, 0.0)
-    var = tl.sum(centred * centred, 0) / n_cols
-    rstd = libdevice.rsqrt(var + eps)
-    w = tl.load(W + batch * n_cols + cols, mask=mask, other=0.0)
-    b = tl.load(B + batch * n_cols + cols, mask=mask, other=0.0)
-    y = tl.where(mask, centred * rstd * w + b, 0.0)
-    _store_fp8_row(Q, S, row, n_cols, y, cols, mask)
+    y = _layer_norm_row(X, W, B, row, n_cols, rows_per_batch, eps, cols, mask)
+    _store_fp8_row(Q, S, row, n_cols, tl.where(mask, y, 0.0), cols, mask)
 
 
 @triton.jit

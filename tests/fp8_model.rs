@@ -33,18 +33,14 @@ fn fp8_linear_layers_stay_close_to_the_reference() {
     assert!(fp8_gemm::requested());
 
     for case in cases("dit_") {
-        let meta = json(&case);
-        let cfg: DitConfig = serde_json::from_value(meta["config"].clone()).unwrap();
-        let model = WanModel::new(&cfg, weights(&case)).unwrap();
-        let io = io(&case);
-        let t = get(&io, "t").to_vec1::<f32>().unwrap()[0] as f64;
+        let (model, io, t, scale) = dit_case(&case);
         let out = model
             .forward(
                 get(&io, "x"),
                 t,
                 get(&io, "vace_context"),
                 get(&io, "context"),
-                meta["context_scale"].as_f64().unwrap(),
+                scale,
             )
             .unwrap();
         assert_rel(

@@ -15,6 +15,24 @@ use vaced::engine::fp8_gemm::{self, Epilogue};
 const PRODUCT_REL_TOL: f64 = 6e-2;
 const ROW_REL_TOL: f64 = 9e-2;
 
+/// The test device when it is a GPU; FP8 products have no CPU path.
+fn cuda_device() -> Option<Device> {
+    let dev = test_device();
+    if !dev.is_cuda() {
+        eprintln!("skipped: FP8 products need VACED_TEST_DEVICE=cuda:N");
+        return None;
+    }
+    Some(dev)
+}
+
+/// Gaussian values of standard deviation `std` rounded to bf16.
+fn randn_bf16<S: Into<candle_core::Shape>>(dev: &Device, shape: S, std: f32) -> Tensor {
+    Tensor::randn(0f32, std, shape, dev)
+        .unwrap()
+        .to_dtype(DType::BF16)
+        .unwrap()
+}
+
 fn on_cpu_f64(t: &Tensor) -> Tensor {
     t.to_device(&Device::Cpu)
         .unwrap()
@@ -42,11 +60,9 @@ fn row_errors(got: &Tensor, want: &Tensor) -> Vec<f64> {
 
 #[test]
 fn fp8_products_match_the_formula_within_e4m3_rounding_on_every_row() {
-    let dev = test_device();
-    if !dev.is_cuda() {
-        eprintln!("skipped: FP8 products need VACED_TEST_DEVICE=cuda:N");
+    let Some(dev) = cuda_device() else {
         return;
-    }
+    };
     // (rows, in, out): ragged token counts, the tiny models' widths, the 1.3B block's.
     let shapes = [
         (77, 48, 96),
@@ -88,10 +104,7 @@ fn fp8_products_match_the_formula_within_e4m3_rounding_on_every_row() {
             .unwrap()
             .to_dtype(DType::BF16)
             .unwrap();
-        let bias = Tensor::randn(0f32, 0.5, out_dim, &dev)
-            .unwrap()
-            .to_dtype(DType::BF16)
-            .unwrap();
+        let bias = randn_bf16(&dev, out_dim, 0.5);
         let product = on_cpu_f64(&x).matmul(&on_cpu_f64(&w).t().unwrap()).unwrap();
         let with_bias = product.broadcast_add(&on_cpu_f64(&bias)).unwrap();
         let xq = fp8_gemm::quantize_rows(&x).unwrap();
@@ -125,25 +138,14 @@ fn fp8_products_match_the_formula_within_e4m3_rounding_on_every_row() {
 
 #[test]
 fn a_residual_update_in_the_epilogue_matches_the_formula() {
-    let dev = test_device();
-    if !dev.is_cuda() {
-        eprintln!("skipped: FP8 products need VACED_TEST_DEVICE=cuda:N");
+    let Some(dev) = cuda_device() else {
         return;
-    }
+    };
     // (rows, in, out): the o projection's and the FFN's second layer's shapes, ragged.
     for (rows, in_dim, out_dim) in [(333, 1536, 1536), (200, 8960, 1536), (50, 48, 96)] {
-        let x = Tensor::randn(0f32, 1.0, (1, rows, in_dim), &dev)
-            .unwrap()
-            .to_dtype(DType::BF16)
-            .unwrap();
-        let w = (Tensor::randn(0f32, 1.0, (out_dim, in_dim), &dev).unwrap() * 0.02)
-            .unwrap()
-            .to_dtype(DType::BF16)
-            .unwrap();
-        let bias = Tensor::randn(0f32, 0.5, out_dim, &dev)
-            .unwrap()
-            .to_dtype(DType::BF16)
-            .unwrap();
+        let x = randn_bf16(&dev, (1, rows, in_dim), 1.0);
+        let w = randn_bf16(&dev, (out_dim, in_dim), 0.02);
+        let bias = randn_bf16(&dev, out_dim, 0.5);
         // The residual stream is large next to one update, as in the model.
         let residual = Tensor::randn(0f32, 4.0, (1, rows, out_dim), &dev).unwrap();
         let gate = Tensor::randn(0f32, 1.0, (1, 1, out_dim), &dev).unwrap();
@@ -194,15 +196,10 @@ fn a_residual_update_in_the_epilogue_matches_the_formula() {
 
 #[test]
 fn an_all_zero_row_gives_exactly_the_bias() {
-    let dev = test_device();
-    if !dev.is_cuda() {
-        eprintln!("skipped: FP8 products need VACED_TEST_DEVICE=cuda:N");
+    let Some(dev) = cuda_device() else {
         return;
-    }
-    let x = Tensor::randn(0f32, 1.0, (20, 64), &dev)
-        .unwrap()
-        .to_dtype(DType::BF16)
-        .unwrap();
+    };
+    let x = randn_bf16(&dev, (20, 64), 1.0);
     let x = Tensor::cat(
         &[
             &x.i(..10).unwrap(),
@@ -212,14 +209,8 @@ fn an_all_zero_row_gives_exactly_the_bias() {
         0,
     )
     .unwrap();
-    let w = (Tensor::randn(0f32, 1.0, (32, 64), &dev).unwrap() * 0.05)
-        .unwrap()
-        .to_dtype(DType::BF16)
-        .unwrap();
-    let bias = Tensor::randn(0f32, 1.0, 32, &dev)
-        .unwrap()
-        .to_dtype(DType::BF16)
-        .unwrap();
+    let w = randn_bf16(&dev, (32, 64), 0.05);
+    let bias = randn_bf16(&dev, 32, 1.0);
     let got = fp8_gemm::linear(
         &fp8_gemm::quantize_rows(&x).unwrap(),
         &fp8_gemm::quantize_rows(&w).unwrap(),
@@ -243,11 +234,9 @@ fn an_all_zero_row_gives_exactly_the_bias() {
 
 #[test]
 fn rows_of_a_width_the_products_cannot_take_are_refused_with_the_reason() {
-    let dev = test_device();
-    if !dev.is_cuda() {
-        eprintln!("skipped: FP8 products need VACED_TEST_DEVICE=cuda:N");
+    let Some(dev) = cuda_device() else {
         return;
-    }
+    };
     let x = Tensor::zeros((4, 40), DType::BF16, &dev).unwrap();
     let err = fp8_gemm::quantize_rows(&x).unwrap_err().to_string();
     assert!(err.contains("multiple of 16"), "{err}");
@@ -256,16 +245,11 @@ fn rows_of_a_width_the_products_cannot_take_are_refused_with_the_reason() {
 #[test]
 fn f32_rows_are_quantised_as_they_are() {
     // The VACE stream is f32: its rows are quantised without a bf16 copy first.
-    let dev = test_device();
-    if !dev.is_cuda() {
-        eprintln!("skipped: FP8 products need VACED_TEST_DEVICE=cuda:N");
+    let Some(dev) = cuda_device() else {
         return;
-    }
+    };
     let x = Tensor::randn(0f32, 3.0, (1, 100, 1536), &dev).unwrap();
-    let w = (Tensor::randn(0f32, 1.0, (256, 1536), &dev).unwrap() * 0.02)
-        .unwrap()
-        .to_dtype(DType::BF16)
-        .unwrap();
+    let w = randn_bf16(&dev, (256, 1536), 0.02);
     let got = fp8_gemm::linear(
         &fp8_gemm::quantize_rows(&x).unwrap(),
         &fp8_gemm::quantize_rows(&w).unwrap(),

@@ -3,18 +3,12 @@
 mod common;
 
 use common::*;
-use vaced::engine::config::DitConfig;
-use vaced::engine::dit::{DitTrace, WanModel};
+use vaced::engine::dit::DitTrace;
 
 #[test]
 fn parity_dit_forward_matches_reference() {
     for case in cases("dit_") {
-        let meta = json(&case);
-        let cfg: DitConfig = serde_json::from_value(meta["config"].clone()).unwrap();
-        let model = WanModel::new(&cfg, weights(&case)).unwrap();
-        let io = io(&case);
-        let t = get(&io, "t").to_vec1::<f32>().unwrap()[0] as f64;
-        let scale = meta["context_scale"].as_f64().unwrap();
+        let (model, io, t, scale) = dit_case(&case);
         let mut trace = DitTrace::default();
         let out = model
             .forward_traced(

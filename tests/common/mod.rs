@@ -180,6 +180,26 @@ pub fn assert_abs(what: &str, got: &Tensor, want: &Tensor, tol: f64) {
     eprintln!("{what}: largest abs difference {max_abs:.2e}, relative error {rel:.2e}");
 }
 
+/// A `dit_*` fixture case: the model built from its weights, its tensors, the timestep and
+/// the context scale of its reference forward.
+pub fn dit_case(
+    case: &str,
+) -> (
+    vaced::engine::dit::WanModel,
+    HashMap<String, Tensor>,
+    f64,
+    f64,
+) {
+    let meta = json(case);
+    let cfg: vaced::engine::config::DitConfig =
+        serde_json::from_value(meta["config"].clone()).unwrap();
+    let model = vaced::engine::dit::WanModel::new(&cfg, weights(case)).unwrap();
+    let io = io(case);
+    let t = get(&io, "t").to_vec1::<f32>().unwrap()[0] as f64;
+    let context_scale = meta["context_scale"].as_f64().unwrap();
+    (model, io, t, context_scale)
+}
+
 /// A pipeline case's pixel inputs (the reference image only when the case has one) and
 /// its sampling settings.
 pub fn pipeline_case_inputs(
