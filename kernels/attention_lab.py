@@ -9,8 +9,10 @@ triton.testing.do_bench. Needs PyTorch and Triton 3.6 (the device machine has bo
 """
 
 import argparse
+import importlib
 import math
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -151,6 +153,38 @@ def time_quantizers(q, k, v, scale):
     return dict(l_pad=lp, q8=q8, qs=qs.view(-1), k8=k8, ks=ks, vt=vt, vmean=vmean, vrange=vrange)
 
 
+# Probes: the 8-bit kernel with one part of its work removed (wrong results, true timings),
+# to see what bounds it. Each is a list of (text of kernels/flash_attention_i8f8.py,
+# replacement).
+_V_LOAD = """mbarrier.expect(v_ready.index(s), v_desc.block_type.nbytes)
+        tma.async_copy_global_to_shared(v_desc, [v_row, j * BLOCK_N], v_ready.index(s), v_smem.index(s))"""
+_K_LOAD = """mbarrier.expect(k_ready.index(s), k_desc.block_type.nbytes)
+        tma.async_copy_global_to_shared(k_desc, [k_row + j * BLOCK_N, 0], k_ready.index(s), k_smem.index(s))"""
+_SOFTMAX = "p, m_i, alpha = _softmax(s, m_i, q_scale * gl.load(ks_ptr + j), 0, False, BLOCK_N, s_layout)"
+PROBES = {
+    "no_softmax": [(_SOFTMAX, "p = s.to(gl.float32, bitcast=True)\n        alpha = m_i")],
+    "no_exp": [("p = gl.exp2(s * r[:, None] - (m_new + bias - LOG2_FP8_MAX)[:, None])",
+                "p = s * r[:, None] - (m_new + bias - LOG2_FP8_MAX)[:, None]")],
+    "no_row_max": [("m_new = gl.maximum(m_i, gl.max(s, 1) * r - bias)", "m_new = m_i * 0.0 + 20.0 * r")],
+    "no_row_sum": [("l_i = l_i * alpha + gl.sum(p, 1)\n        p_op", "l_i = l_i * alpha + 1.0\n        p_op")],
+    "no_kv_loads": [(_V_LOAD, "mbarrier.arrive(v_ready.index(s), count=1)"),
+                    (_K_LOAD, "mbarrier.arrive(k_ready.index(s), count=1)")],
+}
+
+
+def probe_module(name):
+    """kernels/flash_attention_i8f8.py with probe `name`'s edits, imported from a temporary copy."""
+    src = (Path(__file__).resolve().parent / "flash_attention_i8f8.py").read_text()
+    for old, new in PROBES[name]:
+        if old not in src:
+            raise SystemExit(f"probe {name}: the kernel no longer contains {old!r}")
+        src = src.replace(old, new)
+    folder = Path(tempfile.mkdtemp())
+    (folder / f"probe_{name}.py").write_text(src)
+    sys.path.insert(0, str(folder))
+    return importlib.import_module(f"probe_{name}")
+
+
 def rel(o, ref):
     return ((o.float() - ref).norm() / ref.norm()).item()
 
@@ -164,6 +198,8 @@ def main():
     ap.add_argument("--only", default="", help="comma-separated kernel names to run")
     ap.add_argument("--quantizers", action="store_true", help="also time the quantizers as vaced launches them")
     ap.add_argument("--strided", action="store_true", help="heads interleaved in memory ([L, H, D]), as in the model")
+    ap.add_argument("--probes", action="store_true",
+                    help="also time the 8-bit kernel with parts of its work removed (PROBES)")
     args = ap.parse_args()
     torch.manual_seed(0)
     bh, l, d = args.heads, args.seq, 128
@@ -186,6 +222,9 @@ def main():
         runs["i8_n%d_s%d%s" % (var[0], var[1], "_pp" if var[2] else "")] = lambda o, var=var: run_i8(qq, v, o, var)
     for var in i8f8.VARIANTS:
         runs["i8f8_n%d_s%d%s" % (var[0], var[1], "_pp" if var[2] else "")] = lambda o, var=var: run_i8f8(qq, o, l, var)
+    if args.probes:
+        for probe in PROBES:
+            runs[f"i8f8_probe_{probe}"] = lambda o, m=probe_module(probe): run_i8f8(qq, o, l, i8f8.VARIANTS[0], m)
     only = [n for n in args.only.split(",") if n]
     if args.quantizers:
         tq = time_quantizers(q, k, v, scale)

@@ -21,7 +21,7 @@ from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
 
 from flash_attention_i8 import MAGIC, MAGIC_BITS
-from flash_attention_ws import _allocate, _pass_turn, _take_turn
+from flash_attention_ws import _allocate, _pass_turn, _stagger_release, _stagger_wait, _take_turn
 
 ROWS_PER_CONSUMER = gl.constexpr(64)
 CONSUMERS = gl.constexpr(2)
@@ -77,10 +77,13 @@ def _consume(c: gl.constexpr, o_ptr, q_smem, k_smem, v_smem, bars, o_off, so_m, 
     o_rows: gl.constexpr = gl.SliceLayout(1, o_layout)
 
     q_scale = gl.load(qs_ptr + q_row + c * ROWS + gl.arange(0, ROWS, layout=row_layout))
-    q = q_smem.index(c)
     mbarrier.wait(q_bar.index(c), 0)
+    # q is the A operand of every scores' product: from registers (16 a thread) the products
+    # read only k from shared memory (1.3B layer 7.98 → 7.76 ms, 14B 139.4 → 134.9).
+    q = q_smem.index(c).load(gl.DotOperandLayout(operand_index=0, parent=s_layout, k_width=4))
     n_blocks = gl.cdiv(seq_k, BLOCK_N)
 
+    _stagger_wait(turn, c)
     mbarrier.wait(k_ready.index(0), 0)
     s = gl.zeros([ROWS, BLOCK_N], gl.int32, s_layout)
     # With ping-pong a consumer holds the turn from issuing a block's p·v to issuing the next
@@ -108,6 +111,7 @@ def _consume(c: gl.constexpr, o_ptr, q_smem, k_smem, v_smem, bars, o_off, so_m, 
         p, m_i, alpha = _softmax(s, m_i, q_scale * gl.load(ks_ptr + j), 0, False, BLOCK_N, s_layout)
         l_i = l_i * alpha + gl.sum(p, 1)
         p_op = _as_operand(p, BLOCK_N, p_layout)
+        _stagger_release(turn, c, j == 0)
         mbarrier.wait(v_ready.index(st), (j // STAGES) & 1)
         _take_turn(turn, c, j + 1)
         pv = warpgroup_mma(p_op, v_smem.index(st).permute((1, 0)), pv, use_acc=False, is_async=True)
@@ -123,6 +127,7 @@ def _consume(c: gl.constexpr, o_ptr, q_smem, k_smem, v_smem, bars, o_off, so_m, 
     p, m_i, alpha = _softmax(s, m_i, q_scale * gl.load(ks_ptr + j), seq_k - j * BLOCK_N, True, BLOCK_N, s_layout)
     l_i = l_i * alpha + gl.sum(p, 1)
     p_op = _as_operand(p, BLOCK_N, p_layout)
+    _stagger_release(turn, c, n_blocks == 1)
     mbarrier.wait(v_ready.index(st), (j // STAGES) & 1)
     _take_turn(turn, c, n_blocks)
     pv = warpgroup_mma(p_op, v_smem.index(st).permute((1, 0)), pv, use_acc=False, is_async=True)
