@@ -79,16 +79,19 @@ def _pass_turn(turn, c: gl.constexpr):
 
 
 @gluon.jit
-def _stagger_wait(turn, c: gl.constexpr):
-    """Without ping-pong, consumer 1 starts its first block once consumer 0 has computed its
-    first block's probabilities (`_stagger_release`). Left to start together the two
-    consumers stay in step, their softmaxes contending for the same issue slots while the
-    tensor cores idle; half an iteration apart they interleave (kernels/flash_attention_i8f8.py
-    on one VACE-1.3B layer: 7.76 → 7.55 ms; nothing measurable at the 14B's 591 key blocks,
-    where the offset does not last)."""
+def _stagger_wait(turn, c: gl.constexpr, t, pred):
+    """Without ping-pong, consumer 1 waits (where `pred`) for consumer 0's `t`-th
+    `_stagger_release`, which comes when consumer 0 has computed a block's probabilities.
+    Left to themselves the two consumers fall into step, their softmaxes contending for the
+    same issue slots while the tensor cores idle; half an iteration apart they interleave.
+    kernels/flash_attention_i8f8.py staggers them at the start and again every
+    STAGGER_BLOCKS key blocks, since the offset wears off over long rows (one VACE-1.3B layer
+    7.76 → 7.55 ms; a 14B layer 134.6 → 129.6 ms with the re-staggering, which at 1.3B's
+    256 blocks changes nothing). The two are never 2 releases apart (the K/V ring keeps them
+    within two blocks), so waiting on the phase's parity is exact."""
     if turn.type.shape[0] == 1:
         if c == 1:
-            mbarrier.wait(turn.index(0), 0)
+            mbarrier.wait(turn.index(0), t & 1, pred=pred)
 
 
 @gluon.jit
