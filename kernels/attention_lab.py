@@ -13,6 +13,7 @@ import importlib
 import math
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -200,6 +201,9 @@ def main():
     ap.add_argument("--strided", action="store_true", help="heads interleaved in memory ([L, H, D]), as in the model")
     ap.add_argument("--probes", action="store_true",
                     help="also time the 8-bit kernel with parts of its work removed (PROBES)")
+    ap.add_argument("--sustain", type=float, default=0.0, metavar="SECS",
+                    help="also run each kernel back to back for SECS seconds and print ms a call each second: "
+                         "a 14B step loads the GPU for ~17 s, do_bench for half a second")
     args = ap.parse_args()
     torch.manual_seed(0)
     bh, l, d = args.heads, args.seq, 128
@@ -247,6 +251,25 @@ def main():
         ms = triton.testing.do_bench(lambda: fn(o), warmup=100, rep=500, return_mode="median")
         print(f"{name}: {ms:.3f} ms, {flops / ms / 1e9:.0f} TFLOP/s, rel err {err:.2e}, all written {written}",
               flush=True)
+        if args.sustain > 0:
+            print(f"{name} sustained, ms a call:", " ".join(f"{t:.2f}" for t in sustain(lambda: fn(o), args.sustain)),
+                  flush=True)
+
+
+def sustain(fn, secs):
+    """Launches fn back to back for secs seconds; the mean time a call over each second."""
+    times, end = [], time.time() + secs
+    while time.time() < end:
+        start, stop, calls, second = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True), 0, time.time() + 1
+        start.record()
+        while time.time() < second:
+            fn()
+            calls += 1
+            torch.cuda.synchronize()
+        stop.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(stop) / calls)
+    return times
 
 
 if __name__ == "__main__":
