@@ -260,7 +260,8 @@ def sustain(fn, secs):
     """Launches fn back to back for secs seconds; the mean time a call over each second."""
     times, end = [], time.time() + secs
     while time.time() < end:
-        start, stop, calls, second = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True), 0, time.time() + 1
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        calls, second = 0, time.time() + 1
         start.record()
         while time.time() < second:
             fn()
