@@ -15,7 +15,9 @@ use serde::Serialize;
 
 use crate::engine::conditioning::VaceInputs;
 use crate::engine::config::DitConfig;
-use crate::engine::pipeline::{Event, GenerationRequest, Pipeline, SamplingParams};
+use crate::engine::pipeline::{
+    Event, GenerationRequest, Pipeline, SamplingParams, guided_velocity,
+};
 use crate::engine::preset::Preset;
 use crate::engine::regions;
 use crate::engine::scheduler;
@@ -232,9 +234,7 @@ pub fn run(
             let mut solver = scheduler::build(Default::default(), 50, 16.0);
             let t = solver.schedule().timesteps[1];
             let time = dit.time_condition(t as f64)?;
-            let v_cond = dit.forward_conditioned(&latent, &time, &cond, &vace, 1.0)?;
-            let v_uncond = dit.forward_conditioned(&latent, &time, &uncond, &vace, 1.0)?;
-            let v = (&v_uncond + ((v_cond - &v_uncond)? * 5.0)?)?;
+            let v = guided_velocity(&dit, &latent, &time, [&cond, &uncond], &vace, 1.0, 5.0)?;
             solver.step(&v, &latent)?;
             Ok(())
         };

@@ -10,7 +10,7 @@ use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::conditioning::{VaceInputs, vace_context};
-use crate::engine::dit::WanModel;
+use crate::engine::dit::{TextCondition, TimeCondition, VaceCondition, WanModel};
 use crate::engine::noise;
 use crate::engine::scheduler::{self, SolverKind};
 use crate::engine::text::{DEFAULT_NEGATIVE_PROMPT, TextEncoder};
@@ -204,10 +204,15 @@ pub fn sample(
     let start = Instant::now();
     for (i, &t) in timesteps.iter().enumerate() {
         let time = dit.time_condition(t as f64)?;
-        let v_cond = dit.forward_conditioned(&latent, &time, &cond, &vace, params.context_scale)?;
-        let v_uncond =
-            dit.forward_conditioned(&latent, &time, &uncond, &vace, params.context_scale)?;
-        let velocity = (&v_uncond + ((v_cond - &v_uncond)? * params.guide_scale)?)?;
+        let velocity = guided_velocity(
+            dit,
+            &latent,
+            &time,
+            [&cond, &uncond],
+            &vace,
+            params.context_scale,
+            params.guide_scale,
+        )?;
         latent = solver.step(&velocity, &latent)?;
         let event = Event::Step {
             step: i + 1,
@@ -219,6 +224,24 @@ pub fn sample(
         }
     }
     Ok(latent)
+}
+
+/// Classifier-free guidance: `v_uncond + guide_scale · (v_cond − v_uncond)`, both passes
+/// sharing what precedes the prompt ([`WanModel::forward_prompts`]).
+pub fn guided_velocity(
+    dit: &WanModel,
+    latent: &Tensor,
+    time: &TimeCondition,
+    [cond, uncond]: [&TextCondition; 2],
+    vace: &VaceCondition,
+    context_scale: f64,
+    guide_scale: f64,
+) -> candle_core::Result<Tensor> {
+    let [v_cond, v_uncond]: [Tensor; 2] = dit
+        .forward_prompts(latent, time, &[cond, uncond], vace, context_scale)?
+        .try_into()
+        .map_err(|_| candle_core::Error::Msg("expected two velocities".into()))?;
+    &v_uncond + ((v_cond - &v_uncond)? * guide_scale)?
 }
 
 /// Drops the `n_ref` reference frames of a final latent and decodes it to `[3, T, H, W]`.

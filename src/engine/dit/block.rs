@@ -179,24 +179,47 @@ impl AttentionBlock {
     /// One block over the residual stream `x: [B, L, dim]` (f32) with the step's
     /// `e0: [B, 6, dim]`.
     pub fn forward(&self, x: &Tensor, e0: &Tensor, rope: &Rope, text: &CrossKv) -> Result<Tensor> {
-        if let Some(ops) = self.fused_ops(x) {
-            return self.forward_fused(&ops, x, e0, rope, text);
-        }
-        let m = self.modulation.broadcast_add(e0)?.chunk(6, 1)?;
-        let (shift_sa, scale_sa, gate_sa) = (&m[0], &m[1], &m[2]);
-        let (shift_ff, scale_ff, gate_ff) = (&m[3], &m[4], &m[5]);
+        self.attend_text(&self.attend_self(x, e0, rope)?, text)
+    }
 
-        // Self-attention on the modulated LayerNorm.
-        let a = modulate(&layer_norm(x, self.eps)?, shift_sa, scale_sa)?;
-        let q = rope.apply(&self.self_attn.query(&a)?)?;
-        let (k, v) = self.self_attn.keys_values(&a)?;
-        let k = rope.apply(&k)?;
-        let y = self.self_attn.attend(&q, &k, &v)?;
-        let x = (x + y.to_dtype(DType::F32)?.broadcast_mul(gate_sa)?)?;
+    /// The block's first half, modulation and self-attention with its gated residual: all
+    /// that comes before the text, so a guided step's prompts can share it where their
+    /// residual streams are still the same (the first block of each branch).
+    pub fn attend_self(&self, x: &Tensor, e0: &Tensor, rope: &Rope) -> Result<SelfAttended> {
+        let ops = self.fused_ops(x);
+        let dev = x.device();
+        let m = region("modulation", dev, || {
+            self.modulation.broadcast_add(e0)?.chunk(6, 1)
+        })?;
+        let (shift_sa, scale_sa, gate_sa) = (&m[0], &m[1], &m[2]);
+        let sa = &self.self_attn;
+        let x = match &ops {
+            Some(ops) => self.self_attention_fused(ops, x, &m, rope)?,
+            None => {
+                // Self-attention on the modulated LayerNorm.
+                let a = modulate(&layer_norm(x, self.eps)?, shift_sa, scale_sa)?;
+                let q = rope.apply(&sa.query(&a)?)?;
+                let (k, v) = sa.keys_values(&a)?;
+                let k = rope.apply(&k)?;
+                let y = sa.attend(&q, &k, &v)?;
+                (x + y.to_dtype(DType::F32)?.broadcast_mul(gate_sa)?)?
+            }
+        };
+        Ok(SelfAttended { x, m, ops })
+    }
+
+    /// The block's second half over [`Self::attend_self`]'s result: cross-attention to the
+    /// prompt `text`, then the modulated FFN.
+    pub fn attend_text(&self, s: &SelfAttended, text: &CrossKv) -> Result<Tensor> {
+        if let Some(ops) = &s.ops {
+            return self.text_and_ffn_fused(ops, &s.x, &s.m, text);
+        }
+        let (x, m) = (&s.x, &s.m);
+        let (shift_ff, scale_ff, gate_ff) = (&m[3], &m[4], &m[5]);
 
         // Cross-attention to the text, neither modulated nor gated.
         let normed = match &self.norm3 {
-            Some(norm) => norm.forward(&x)?,
+            Some(norm) => norm.forward(x)?,
             None => x.clone(),
         };
         let q = self.cross_attn.query(&normed)?;
@@ -210,21 +233,27 @@ impl AttentionBlock {
     }
 }
 
+/// A block's residual stream after its self-attention, with the step's modulation chunks
+/// (shift, scale, gate for self-attention, then for the FFN) and the fused kernels' handle
+/// where they apply.
+#[derive(Debug, Clone)]
+pub struct SelfAttended {
+    x: Tensor,
+    m: Vec<Tensor>,
+    ops: Option<FusedOps>,
+}
+
 impl AttentionBlock {
-    /// [`Self::forward`] through the fused GPU kernels: the same operations and roundings,
-    /// a memory pass each instead of several.
-    fn forward_fused(
+    /// [`Self::attend_self`] through the fused GPU kernels: the same operations and
+    /// roundings, a memory pass each instead of several. `m`: the modulation chunks.
+    fn self_attention_fused(
         &self,
         ops: &FusedOps,
         x: &Tensor,
-        e0: &Tensor,
+        m: &[Tensor],
         rope: &Rope,
-        text: &CrossKv,
     ) -> Result<Tensor> {
         let dev = x.device();
-        let m = region("modulation", dev, || {
-            self.modulation.broadcast_add(e0)?.chunk(6, 1)
-        })?;
         let sa = &self.self_attn;
         let a = region("norm1", dev, || {
             ops.layer_norm_input(x, &(&m[1] + 1.0)?, &m[0], self.eps)
@@ -241,15 +270,25 @@ impl AttentionBlock {
         let y = region("self-attention", dev, || {
             merge_heads(&attention(&q, &k, &v, sa.scale)?)
         })?;
-        let x = region("o: product, gated residual", dev, || {
+        region("o: product, gated residual", dev, || {
             ops.product_residual(&sa.o, &ops.input(&y)?, x, Some(&m[2]))
-        })?;
+        })
+    }
 
+    /// [`Self::attend_text`] through the fused GPU kernels.
+    fn text_and_ffn_fused(
+        &self,
+        ops: &FusedOps,
+        x: &Tensor,
+        m: &[Tensor],
+        text: &CrossKv,
+    ) -> Result<Tensor> {
+        let dev = x.device();
         let ca = &self.cross_attn;
         let normed = region("norm3", dev, || match &self.norm3 {
             Some(norm) => {
                 let (w, b, eps) = norm.parts();
-                ops.layer_norm_input(&x, w, b, eps)
+                ops.layer_norm_input(x, w, b, eps)
             }
             None => ops.input(&x.to_dtype(DType::BF16)?),
         })?;
@@ -260,7 +299,7 @@ impl AttentionBlock {
             merge_heads(&attention(&q, &text.k, &text.v, ca.scale)?)
         })?;
         let x = region("cross o: product, residual", dev, || {
-            ops.product_residual(&ca.o, &ops.input(&y)?, &x, None)
+            ops.product_residual(&ca.o, &ops.input(&y)?, x, None)
         })?;
 
         let b = region("norm2", dev, || {
