@@ -3,6 +3,7 @@ GPU machine with PyTorch and Triton (the device machine has both): how the warp 
 `fused_ops.variants()` were chosen. Run from the repository root:
 
     python3 kernels/row_lab.py [--tokens 32760] [--dim 1536] [--hidden 8960]
+    python3 kernels/row_lab.py --tokens 75600 --dim 5120 --hidden 13824   # the 14B's rows
 """
 
 import argparse
@@ -50,8 +51,13 @@ def main():
             x, w, b, y_bf16, dim, rows, 1e-6, BLOCK=block, num_warps=warps), rows * dim * 6)
         report("layer_norm_affine_fp8", warps, lambda: fused_ops.layer_norm_affine_fp8[(rows,)](
             x, w, b, q8, scales, dim, rows, 1e-6, BLOCK=block, num_warps=warps), rows * dim * 5)
-        report("bias_rms_norm_rope", warps, lambda: fused_ops.bias_rms_norm_rope[(rows,)](
-            y, bias, norm_w, cos, sin, y_bf16, dim, rows, hd // 2, 1e-6, ROPE=True,
+        for half in (0, hd // 2):
+            report(f"bias_rms_norm_rope{f'_h{half}' if half else ''}", warps,
+                   lambda half=half: fused_ops.bias_rms_norm_rope[(rows,)](
+                       y, bias, norm_w, cos, sin, y_bf16, dim, rows, hd // 2, 1e-6, ROPE=True,
+                       BLOCK_PAIRS=block // 2, HALF_HEAD=half, num_warps=warps), rows * dim * 4)
+        report("bias_rms_norm", warps, lambda: fused_ops.bias_rms_norm_rope[(rows,)](
+            y, bias, norm_w, cos, sin, y_bf16, dim, rows, hd // 2, 1e-6, ROPE=False,
             BLOCK_PAIRS=block // 2, num_warps=warps), rows * dim * 4)
         report("quantize_rows_fp8 (hidden)", warps, lambda: fused_ops.quantize_rows_fp8[(rows,)](
             h, h8, scales, hidden, BLOCK=hidden_block, num_warps=warps), rows * hidden * 3)

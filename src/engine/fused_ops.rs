@@ -392,7 +392,11 @@ mod cuda {
     ) -> Result<Tensor> {
         let (batch, tokens, dim) = y.dims3()?;
         let name = match tables {
-            Some(_) => format!("bias_rms_norm_rope_{block}"),
+            // The variant for the tables' width where the build has one (head width 128:
+            // `bias_rms_norm_rope_h64_*`), else the one for any width.
+            Some((c, _)) => Some(format!("bias_rms_norm_rope_h{}_{block}", c.dim(1)?))
+                .filter(|name| cuda_kernels::fused(name).is_some())
+                .unwrap_or_else(|| format!("bias_rms_norm_rope_{block}")),
             None => format!("bias_rms_norm_{block}"),
         };
         let image = cuda_kernels::fused_required(&name)?;
