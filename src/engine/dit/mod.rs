@@ -16,8 +16,7 @@ mod rope;
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use block::SelfAttended;
-pub use block::{AttentionBlock, CrossKv};
+pub use block::{AttentionBlock, CrossKv, SelfAttended};
 pub use embed::{PatchEmbedding, TimeCondition, sinusoidal_embedding};
 pub use rope::{Rope, TokenGrid};
 
