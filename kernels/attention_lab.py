@@ -124,7 +124,7 @@ def time_quantizers(q, k, v, scale):
     dims = dict(HEAD_DIM=d, D_PAD=d)
     steps = {
         "column_partials": lambda: qa.column_partials[(bh, triton.cdiv(l, qa.STATS_CHUNK))](
-            k, v, part, l, bh, *st, *st, **dims, BLOCK_L=64, CHUNK=qa.STATS_CHUNK, num_warps=4, num_stages=1),
+            k, v, part, l, bh, *st, *st, **dims, BLOCK_L=qa.PARTIALS_ROWS, CHUNK=qa.STATS_CHUNK, num_warps=4, num_stages=1),
         "column_stats": lambda: qa.column_stats[(bh, )](part, ksum, vmean, vrange, l, triton.cdiv(l, qa.STATS_CHUNK),
                                                         **dims, num_warps=4, num_stages=1),
         "quantize_rows q": lambda: qa.quantize_rows[(lp // 64, bh)](q, ksum, q8, qs, l, lp, bh, *st,

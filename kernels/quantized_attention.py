@@ -37,13 +37,44 @@ V_KEYS = 128
 # Tokens per program of column_partials: enough programs to fill the GPU at the models'
 # lengths (12 heads × 32760 tokens → 384), each reading whole 256-byte rows.
 STATS_CHUNK = 1024
+# Rows column_partials loads per iteration: with 4 warps and 128 channels, 8 values a thread
+# and accumulator (32 registers for the four).
+PARTIALS_ROWS = 8
+
+
+@triton.jit
+def _column_step(K, V, k_base, v_base, rows, sk_l, sv_l, ok, ksum, vsum, vmax, vmin, MASKED: tl.constexpr):
+    """column_partials' accumulators after rows `rows` (element by element: no reduction);
+    `ok` masks the loads where MASKED."""
+    k_ptrs = k_base + rows.to(tl.int64)[:, None] * sk_l
+    v_ptrs = v_base + rows.to(tl.int64)[:, None] * sv_l
+    if MASKED:
+        k = tl.load(k_ptrs, mask=ok, other=0.0).to(tl.float32)
+        v = tl.load(v_ptrs, mask=ok, other=0.0).to(tl.float32)
+    else:
+        k = tl.load(k_ptrs).to(tl.float32)
+        v = tl.load(v_ptrs).to(tl.float32)
+    ksum += k
+    vsum += v
+    if MASKED:
+        vmax = tl.maximum(vmax, tl.where(ok, v, float("-inf")))
+        vmin = tl.minimum(vmin, tl.where(ok, v, float("inf")))
+    else:
+        vmax = tl.maximum(vmax, v)
+        vmin = tl.minimum(vmin, v)
+    return ksum, vsum, vmax, vmin
 
 
 @triton.jit
 def column_partials(K, V, PART, seq, heads, sk_b, sk_h, sk_l, sv_b, sv_h, sv_l,
                     HEAD_DIM: tl.constexpr, D_PAD: tl.constexpr, BLOCK_L: tl.constexpr, CHUNK: tl.constexpr):
     """One program: all channels of one (batch, head) over CHUNK tokens. PART f32
-    [BH, chunks, 4, D_PAD]: the chunk's sum of k, sum of v, max of v, min of v."""
+    [BH, chunks, 4, D_PAD]: the chunk's sum of k, sum of v, max of v, min of v.
+
+    Each thread accumulates its own elements of BLOCK_L rows and the rows are reduced
+    once at the end: reducing every iteration (across warps, through shared memory) made the
+    loop 12 barriers long and the pass 0.98 ms at 14B (40 × 75600 tokens) against ~0.36 for
+    its bytes (H200)."""
     bh = tl.program_id(0)
     chunk = tl.program_id(1)
     b = bh // heads
@@ -53,24 +84,27 @@ def column_partials(K, V, PART, seq, heads, sk_b, sk_h, sk_l, sv_b, sv_h, sv_l,
     d_ok = (offs_d < HEAD_DIM)[None, :]
     k_base = K + b.to(tl.int64) * sk_b + h.to(tl.int64) * sk_h + offs_d[None, :]
     v_base = V + b.to(tl.int64) * sv_b + h.to(tl.int64) * sv_h + offs_d[None, :]
-    ksum = tl.zeros([D_PAD], dtype=tl.float32)
-    vsum = tl.zeros([D_PAD], dtype=tl.float32)
-    vmax = tl.full([D_PAD], float("-inf"), dtype=tl.float32)
-    vmin = tl.full([D_PAD], float("inf"), dtype=tl.float32)
-    for l0 in range(chunk * CHUNK, tl.minimum(seq, (chunk + 1) * CHUNK), BLOCK_L):
-        rows = l0 + offs_l
-        ok = (rows < seq)[:, None] & d_ok
-        k = tl.load(k_base + rows.to(tl.int64)[:, None] * sk_l, mask=ok, other=0.0).to(tl.float32)
-        v = tl.load(v_base + rows.to(tl.int64)[:, None] * sv_l, mask=ok, other=0.0).to(tl.float32)
-        ksum += tl.sum(k, 0)
-        vsum += tl.sum(v, 0)
-        vmax = tl.maximum(vmax, tl.max(tl.where(ok, v, float("-inf")), 0))
-        vmin = tl.minimum(vmin, tl.min(tl.where(ok, v, float("inf")), 0))
+    ksum = tl.zeros([BLOCK_L, D_PAD], dtype=tl.float32)
+    vsum = tl.zeros([BLOCK_L, D_PAD], dtype=tl.float32)
+    vmax = tl.full([BLOCK_L, D_PAD], float("-inf"), dtype=tl.float32)
+    vmin = tl.full([BLOCK_L, D_PAD], float("inf"), dtype=tl.float32)
+    start = chunk * CHUNK
+    end = tl.minimum(seq, start + CHUNK)
+    full = start + (end - start) // BLOCK_L * BLOCK_L
+    # Whole row blocks load without a mask (padded head widths still mask their channels).
+    ok = (offs_l < BLOCK_L)[:, None] & d_ok
+    for l0 in range(start, full, BLOCK_L):
+        ksum, vsum, vmax, vmin = _column_step(K, V, k_base, v_base, l0 + offs_l, sk_l, sv_l, ok, ksum, vsum, vmax,
+                                              vmin, HEAD_DIM < D_PAD)
+    if full < end:
+        rows = full + offs_l
+        ksum, vsum, vmax, vmin = _column_step(K, V, k_base, v_base, rows, sk_l, sv_l, (rows < end)[:, None] & d_ok,
+                                              ksum, vsum, vmax, vmin, True)
     out = PART + (bh * tl.num_programs(1) + chunk).to(tl.int64) * 4 * D_PAD + offs_d
-    tl.store(out, ksum)
-    tl.store(out + D_PAD, vsum)
-    tl.store(out + 2 * D_PAD, vmax)
-    tl.store(out + 3 * D_PAD, vmin)
+    tl.store(out, tl.sum(ksum, 0))
+    tl.store(out + D_PAD, tl.sum(vsum, 0))
+    tl.store(out + 2 * D_PAD, tl.max(vmax, 0))
+    tl.store(out + 3 * D_PAD, tl.min(vmin, 0))
 
 
 @triton.jit
@@ -265,7 +299,7 @@ def variants():
             column_partials,
             {"K": "*bf16", "V": "*bf16", "PART": "*fp32", "seq": "i32", "heads": "i32", **STRIDES_K, **STRIDES_V,
              "HEAD_DIM": "constexpr", "D_PAD": "constexpr", "BLOCK_L": "constexpr", "CHUNK": "constexpr"},
-            {**dims, "BLOCK_L": 64, "CHUNK": STATS_CHUNK}, 4, 1,
+            {**dims, "BLOCK_L": PARTIALS_ROWS, "CHUNK": STATS_CHUNK}, 4, 1,
             ["K", "V", "sk_b", "sk_h", "sk_l", "sv_b", "sv_h", "sv_l"])
         out[f"qattn_stats_hd{head_dim}"] = (
             column_stats,

@@ -63,12 +63,14 @@ fn fp8_products_match_the_formula_within_e4m3_rounding_on_every_row() {
     let Some(dev) = cuda_device() else {
         return;
     };
-    // (rows, in, out): ragged token counts, the tiny models' widths, the 1.3B block's.
+    // (rows, in, out): ragged token counts, the tiny models' widths, the 1.3B block's, a
+    // 14B row's (its quantiser loads 5120 = 4096 + 1024 as two parts).
     let shapes = [
         (77, 48, 96),
         (1000, 1536, 1536),
         (300, 1536, 8960),
         (200, 8960, 1536),
+        (150, 5120, 256),
     ];
     for (rows, in_dim, out_dim) in shapes {
         // Activations whose rows differ in scale by 10⁵, as tokens do: one scale per row
@@ -264,4 +266,51 @@ fn f32_rows_are_quantised_as_they_are() {
     let (rel, _) = errors(&on_cpu_f64(&got.squeeze(0).unwrap()), &want);
     eprintln!("f32 rows: relative error {rel:.3e}");
     assert!(rel <= PRODUCT_REL_TOL, "f32 rows: relative error {rel:.3e}");
+}
+
+#[test]
+fn layer_norm_rows_quantised_in_the_norm_pass_match_the_formula() {
+    let Some(dev) = cuda_device() else {
+        return;
+    };
+    for dim in [5120, 1536, 96] {
+        let tokens = 45;
+        // A residual stream with a large mean per token, modulated per channel.
+        let offset = Tensor::randn(0f32, 20.0, (1, tokens, 1), &dev).unwrap();
+        let x = Tensor::randn(0f32, 3.0, (1, tokens, dim), &dev)
+            .unwrap()
+            .broadcast_add(&offset)
+            .unwrap();
+        let w = (Tensor::randn(0f32, 0.5, (1, dim), &dev).unwrap() + 1.0).unwrap();
+        let b = Tensor::randn(0f32, 0.5, (1, dim), &dev).unwrap();
+        let rows = fp8_gemm::layer_norm_affine(&x, &w, &b, 1e-6).unwrap();
+        // Times the identity (exact in e4m3), the product reads back what the pass stored.
+        let identity = Tensor::eye(dim, DType::BF16, &dev).unwrap();
+        let got = fp8_gemm::linear(
+            &rows,
+            &fp8_gemm::quantize_rows(&identity).unwrap(),
+            None,
+            None,
+        )
+        .unwrap();
+        let got = on_cpu_f64(&got).reshape((tokens, dim)).unwrap();
+        let want = vaced::engine::norm::layer_norm(&on_cpu_f64(&x), 1e-6)
+            .unwrap()
+            .broadcast_mul(&on_cpu_f64(&w))
+            .unwrap()
+            .broadcast_add(&on_cpu_f64(&b))
+            .unwrap()
+            .reshape((tokens, dim))
+            .unwrap();
+        let (rel, _) = errors(&got, &want);
+        let worst = row_errors(&got, &want).into_iter().fold(0f64, f64::max);
+        eprintln!(
+            "LayerNorm rows of {dim} in e4m3: relative error {rel:.3e}, worst row {worst:.3e}"
+        );
+        assert!(
+            rel <= PRODUCT_REL_TOL,
+            "rows of {dim}: relative error {rel:.3e}"
+        );
+        assert!(worst <= ROW_REL_TOL, "rows of {dim}: worst row {worst:.3e}");
+    }
 }

@@ -85,6 +85,22 @@ pub fn fused(name: &str) -> Option<&'static KernelImage> {
     FUSED.iter().find(|k| k.name == name)
 }
 
+/// The name of row kernel `base` (kernels/fused_ops.py) for rows of `cols` elements:
+/// `{base}_{head}_{tail}` where `cols` is two powers of two and the build has that variant
+/// (the row loads as two whole parts, no lanes masked), else `{base}_{block}`, the row padded
+/// to the power of two `block` (at least 64).
+pub fn row_kernel(base: &str, cols: usize) -> String {
+    let block = cols.next_power_of_two().max(64);
+    let head = block / 2;
+    if cols > head && (cols - head).is_power_of_two() {
+        let split = format!("{base}_{head}_{}", cols - head);
+        if fused(&split).is_some() {
+            return split;
+        }
+    }
+    format!("{base}_{block}")
+}
+
 /// The fused op of that name, or an error saying the build lacks it.
 pub fn fused_required(name: &str) -> Result<&'static KernelImage> {
     fused(name).ok_or_else(|| {

@@ -25,6 +25,7 @@ use half::bf16;
 
 use crate::engine::cuda_kernels::{self, device, output, prepared_aligned, view, wrap};
 pub use crate::engine::epilogue_gemm::Epilogue;
+use crate::engine::fused_ops::cuda::{NormOutput, launch_layer_norm};
 
 /// Environment switch: `VACED_LINEAR_PRECISION=fp8` runs the DiT blocks' linear layers as
 /// FP8 products (default `bf16`).
@@ -47,7 +48,7 @@ pub fn applies_to(weight: &Tensor) -> bool {
         && weight.dtype() == DType::BF16
         && out_dim % 16 == 0
         && in_dim % 16 == 0
-        && cuda_kernels::fused(&format!("quantize_rows_fp8_{}", row_block(in_dim))).is_some()
+        && cuda_kernels::fused(&cuda_kernels::row_kernel("quantize_rows_fp8", in_dim)).is_some()
 }
 
 /// A matrix of `rows × cols` as e4m3 rows with one f32 scale each: `row ≈ values · scale`.
@@ -94,11 +95,6 @@ impl Fp8Rows {
     }
 }
 
-/// The row kernels' width class for rows of `cols` (a power of two, at least 64).
-fn row_block(cols: usize) -> usize {
-    cols.next_power_of_two().max(64)
-}
-
 fn check_cols(cols: usize, what: &str) -> Result<()> {
     // 16-byte rows for the vectorised stores and cuBLASLt's FP8 alignment.
     if cols == 0 || cols % 16 != 0 {
@@ -116,7 +112,7 @@ pub fn quantize_rows(x: &Tensor) -> Result<Fp8Rows> {
         DType::F32 => (DType::F32, "_f32"),
         _ => (DType::BF16, ""),
     };
-    let name = format!("quantize_rows_fp8{suffix}_{}", row_block(cols));
+    let name = cuda_kernels::row_kernel(&format!("quantize_rows_fp8{suffix}"), cols);
     let image = cuda_kernels::fused_required(&name)?;
     let device = device(x)?;
     let x = prepared_aligned(x, dtype)?;
@@ -149,36 +145,17 @@ pub fn quantize_rows(x: &Tensor) -> Result<Fp8Rows> {
     Ok(quantized)
 }
 
-/// `LayerNorm(x)·w + b` quantised per row, `x: [B, L, D]` f32 and `w, b` contiguous f32
-/// `[B, D]` (the fused LayerNorm's arguments, `fused_ops.rs`).
-pub(crate) fn layer_norm_affine(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Fp8Rows> {
-    let (batch, rows, dim) = x.dims3()?;
-    check_cols(dim, "LayerNorm")?;
-    let image = cuda_kernels::fused_required(&format!("layer_norm_affine_fp8_{}", row_block(dim)))?;
-    let device = device(x)?;
-    let x = prepared_aligned(x, DType::F32)?;
-    let quantized = Fp8Rows::alloc(&device, x.dims())?;
-    {
-        let (xs, xl) = x.storage_and_layout();
-        let (ws, wl) = w.storage_and_layout();
-        let (bs, bl) = b.storage_and_layout();
-        let (xv, wv, bv) = (
-            view::<f32>(&xs, xl)?,
-            view::<f32>(&ws, wl)?,
-            view::<f32>(&bs, bl)?,
-        );
-        let (n_cols, rows_per_batch, eps) = (dim as i32, rows as i32, eps as f32);
-        let func = cuda_kernels::function(&device, image)?;
-        let stream = device.cuda_stream();
-        let mut launch = stream.launch_builder(&func);
-        launch.arg(&xv).arg(&wv).arg(&bv);
-        launch.arg(&quantized.values).arg(&quantized.scales);
-        launch.arg(&n_cols).arg(&rows_per_batch).arg(&eps);
-        let grid = ((batch * rows) as u32, 1, 1);
-        // SAFETY: arguments match `layer_norm_affine_fp8` in kernels/fused_ops.py; `x` is
-        // contiguous with B·L rows of `dim`, `w` and `b` `[B, dim]`, the outputs B·L rows.
-        unsafe { cuda_kernels::launch(image, grid, launch) }?;
-    }
+/// `LayerNorm(x)·w + b` quantised per row, `x: [B, L, D]` f32 and `w, b` f32 `[B, D]` (per
+/// batch: the modulation's `1 + scale` and shift, or the affine norm's weight and bias), in
+/// one pass: the input of the linear layers after a norm.
+pub fn layer_norm_affine(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Fp8Rows> {
+    check_cols(x.dims().last().copied().unwrap_or(0), "LayerNorm")?;
+    let quantized = Fp8Rows::alloc(&device(x)?, x.dims())?;
+    let out = NormOutput::Fp8 {
+        values: &quantized.values,
+        scales: &quantized.scales,
+    };
+    launch_layer_norm("layer_norm_affine_fp8", x, w, b, eps, out)?;
     Ok(quantized)
 }
 

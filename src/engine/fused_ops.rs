@@ -27,9 +27,6 @@ pub(crate) fn enabled() -> bool {
 /// Handle to the fused kernels for rows of one width; only made where they apply.
 #[derive(Debug, Clone, Copy)]
 pub struct FusedOps {
-    /// Padded row width of the row kernels (a power of two ≥ the width).
-    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-    row_block: usize,
     /// Whether the linear layers run as FP8 products.
     #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
     fp8: bool,
@@ -53,7 +50,7 @@ impl FusedOps {
         #[cfg(feature = "cuda")]
         if applies && cuda::has_row_kernels(row_block) {
             let fp8 = crate::engine::fp8_gemm::requested() && cuda::has_fp8_kernels(row_block);
-            return Some(Self { row_block, fp8 });
+            return Some(Self { fp8 });
         }
         let _ = (applies, row_block);
         None
@@ -69,7 +66,7 @@ impl FusedOps {
         eps: f64,
     ) -> Result<Tensor> {
         #[cfg(feature = "cuda")]
-        return cuda::layer_norm_affine(self.row_block, x, w, b, eps, DType::BF16);
+        return cuda::layer_norm_affine(x, w, b, eps, DType::BF16);
         #[cfg(not(feature = "cuda"))]
         no_cuda(&[x, w, b, &Tensor::new(eps, x.device())?])
     }
@@ -86,15 +83,14 @@ impl FusedOps {
         #[cfg(feature = "cuda")]
         {
             let dim = x.dims().last().copied().unwrap_or(0);
-            let block = dim.next_power_of_two().max(64);
-            let kernel = format!("layer_norm_affine_f32_{block}");
+            let kernel = crate::engine::cuda_kernels::row_kernel("layer_norm_affine_f32", dim);
             if enabled()
                 && x.device().is_cuda()
                 && dim % 16 == 0
                 && x.rank() == 3
                 && crate::engine::cuda_kernels::fused(&kernel).is_some()
             {
-                return cuda::layer_norm_affine(block, x, w, b, eps, DType::F32).map(Some);
+                return cuda::layer_norm_affine(x, w, b, eps, DType::F32).map(Some);
             }
         }
         let _ = (x, w, b, eps);
@@ -148,7 +144,7 @@ impl FusedOps {
         tables: Option<(&Tensor, &Tensor)>,
     ) -> Result<Tensor> {
         #[cfg(feature = "cuda")]
-        return cuda::bias_rms_norm_rope(self.row_block, y, bias, weight, eps, tables);
+        return cuda::bias_rms_norm_rope(y, bias, weight, eps, tables);
         #[cfg(not(feature = "cuda"))]
         {
             let _ = (eps, tables);
@@ -263,8 +259,8 @@ fn no_cuda(_: &[&Tensor]) -> Result<Tensor> {
 }
 
 #[cfg(feature = "cuda")]
-mod cuda {
-    use candle_core::cuda::cudarc::driver::PushKernelArg;
+pub(crate) mod cuda {
+    use candle_core::cuda::cudarc::driver::{CudaSlice, PushKernelArg};
     use candle_core::{DType, Result, Tensor};
     use half::bf16;
 
@@ -325,65 +321,95 @@ mod cuda {
 
     /// The modulated or affine LayerNorm, stored as `out` (bf16 or f32).
     pub fn layer_norm_affine(
-        block: usize,
         x: &Tensor,
         w: &Tensor,
         b: &Tensor,
         eps: f64,
         out: DType,
     ) -> Result<Tensor> {
+        let (batch, _, dim) = x.dims3()?;
+        let (w, b) = (per_batch(w, batch, dim)?, per_batch(b, batch, dim)?);
+        let device = device(x)?;
         match out {
             DType::BF16 => {
-                layer_norm_affine_as::<bf16>(&format!("layer_norm_affine_{block}"), x, w, b, eps)
+                let y = output::<bf16>(&device, x.dims())?;
+                launch_layer_norm("layer_norm_affine", x, &w, &b, eps, NormOutput::Bf16(&y))?;
+                Ok(wrap(y, device, x.dims()))
             }
             DType::F32 => {
-                layer_norm_affine_as::<f32>(&format!("layer_norm_affine_f32_{block}"), x, w, b, eps)
+                let y = output::<f32>(&device, x.dims())?;
+                launch_layer_norm("layer_norm_affine_f32", x, &w, &b, eps, NormOutput::F32(&y))?;
+                Ok(wrap(y, device, x.dims()))
             }
             other => candle_core::bail!("fused LayerNorm: no kernel writing {other:?}"),
         }
     }
 
-    fn layer_norm_affine_as<T>(
-        name: &str,
+    /// Where a LayerNorm kernel writes: bf16 or f32 rows, or e4m3 rows with a scale each.
+    pub(crate) enum NormOutput<'a> {
+        Bf16(&'a CudaSlice<bf16>),
+        F32(&'a CudaSlice<f32>),
+        Fp8 {
+            values: &'a CudaSlice<u8>,
+            scales: &'a CudaSlice<f32>,
+        },
+    }
+
+    /// Launches the LayerNorm kernel `base` (`layer_norm_affine…` in kernels/fused_ops.py,
+    /// its variant for the row width) over `x: [B, L, D]` f32 with `w, b` f32 `[B, D]`
+    /// (`per_batch`), into `out`, which holds B·L rows of D.
+    pub(crate) fn launch_layer_norm(
+        base: &str,
         x: &Tensor,
         w: &Tensor,
         b: &Tensor,
         eps: f64,
-    ) -> Result<Tensor>
-    where
-        T: candle_core::cuda::CudaDType + candle_core::cuda::cudarc::driver::DeviceRepr,
-    {
+        out: NormOutput<'_>,
+    ) -> Result<()> {
         let (batch, rows, dim) = x.dims3()?;
-        let image = cuda_kernels::fused_required(name)?;
+        if w.dims() != [batch, dim] || b.dims() != [batch, dim] {
+            candle_core::bail!(
+                "fused LayerNorm: x {:?}, w {:?}, b {:?}",
+                x.dims(),
+                w.dims(),
+                b.dims()
+            );
+        }
+        let image = cuda_kernels::fused_required(&cuda_kernels::row_kernel(base, dim))?;
         let device = device(x)?;
         let x = prepared_aligned(x, DType::F32)?;
-        let (w, b) = (per_batch(w, batch, dim)?, per_batch(b, batch, dim)?);
-        let out = output::<T>(&device, x.dims())?;
-        {
-            let (xs, xl) = x.storage_and_layout();
-            let (ws, wl) = w.storage_and_layout();
-            let (bs, bl) = b.storage_and_layout();
-            let (xv, wv, bv) = (
-                view::<f32>(&xs, xl)?,
-                view::<f32>(&ws, wl)?,
-                view::<f32>(&bs, bl)?,
-            );
-            let (n_cols, rows_per_batch, eps) = (dim as i32, rows as i32, eps as f32);
-            let func = cuda_kernels::function(&device, image)?;
-            let stream = device.cuda_stream();
-            let mut launch = stream.launch_builder(&func);
-            launch.arg(&xv).arg(&wv).arg(&bv).arg(&out);
-            launch.arg(&n_cols).arg(&rows_per_batch).arg(&eps);
-            let grid = ((batch * rows) as u32, 1, 1);
-            // SAFETY: arguments match `layer_norm_affine` in kernels/fused_ops.py; inputs are
-            // contiguous with the element counts the grid covers.
-            unsafe { cuda_kernels::launch(image, grid, launch) }?;
-        }
-        Ok(wrap(out, device, x.dims()))
+        let (w, b) = (
+            prepared_aligned(w, DType::F32)?,
+            prepared_aligned(b, DType::F32)?,
+        );
+        let (xs, xl) = x.storage_and_layout();
+        let (ws, wl) = w.storage_and_layout();
+        let (bs, bl) = b.storage_and_layout();
+        let (xv, wv, bv) = (
+            view::<f32>(&xs, xl)?,
+            view::<f32>(&ws, wl)?,
+            view::<f32>(&bs, bl)?,
+        );
+        let (n_cols, rows_per_batch, eps) = (dim as i32, rows as i32, eps as f32);
+        let func = cuda_kernels::function(&device, image)?;
+        let stream = device.cuda_stream();
+        let mut launch = stream.launch_builder(&func);
+        launch.arg(&xv).arg(&wv).arg(&bv);
+        match out {
+            NormOutput::Bf16(y) => launch.arg(y),
+            NormOutput::F32(y) => launch.arg(y),
+            NormOutput::Fp8 { values, scales } => launch.arg(values).arg(scales),
+        };
+        launch.arg(&n_cols).arg(&rows_per_batch).arg(&eps);
+        let grid = ((batch * rows) as u32, 1, 1);
+        // SAFETY: arguments match `layer_norm_affine` or `layer_norm_affine_fp8` in
+        // kernels/fused_ops.py (the output picks which); `x` is contiguous with B·L rows of
+        // `dim`, `w` and `b` contiguous `[B, dim]` (checked above), and the caller's output
+        // holds B·L rows.
+        unsafe { cuda_kernels::launch(image, grid, launch) }
     }
 
     pub fn bias_rms_norm_rope(
-        block: usize,
         y: &Tensor,
         bias: &Tensor,
         weight: &Tensor,
@@ -394,10 +420,13 @@ mod cuda {
         let name = match tables {
             // The variant for the tables' width where the build has one (head width 128:
             // `bias_rms_norm_rope_h64_*`), else the one for any width.
-            Some((c, _)) => Some(format!("bias_rms_norm_rope_h{}_{block}", c.dim(1)?))
-                .filter(|name| cuda_kernels::fused(name).is_some())
-                .unwrap_or_else(|| format!("bias_rms_norm_rope_{block}")),
-            None => format!("bias_rms_norm_{block}"),
+            Some((c, _)) => Some(cuda_kernels::row_kernel(
+                &format!("bias_rms_norm_rope_h{}", c.dim(1)?),
+                dim,
+            ))
+            .filter(|name| cuda_kernels::fused(name).is_some())
+            .unwrap_or_else(|| cuda_kernels::row_kernel("bias_rms_norm_rope", dim)),
+            None => cuda_kernels::row_kernel("bias_rms_norm", dim),
         };
         let image = cuda_kernels::fused_required(&name)?;
         let device = device(y)?;

@@ -34,18 +34,51 @@ pub fn region<T>(
     }
 }
 
-fn timed<T>(name: &'static str, device: &Device, work: impl FnOnce() -> Result<T>) -> Result<T> {
-    device.synchronize()?;
-    let start = Instant::now();
-    let out = work()?;
-    device.synchronize()?;
-    let secs = start.elapsed().as_secs_f64();
+/// Consecutive parts of one piece of work, each booked as a region of its own (within a
+/// region that times the whole): `let mut laps = Laps::start(device)?;`, the first part,
+/// `laps.lap("first")?;`, the next, `laps.lap("second")?;`. Off, it does nothing.
+pub struct Laps<'a> {
+    device: &'a Device,
+    since: Option<Instant>,
+}
+
+impl<'a> Laps<'a> {
+    pub fn start(device: &'a Device) -> Result<Self> {
+        let since = if enabled() {
+            device.synchronize()?;
+            Some(Instant::now())
+        } else {
+            None
+        };
+        Ok(Self { device, since })
+    }
+
+    /// Books the work queued since the last lap (or the start) as region `name`.
+    pub fn lap(&mut self, name: &'static str) -> Result<()> {
+        if let Some(since) = self.since {
+            self.device.synchronize()?;
+            book(name, since.elapsed().as_secs_f64());
+            self.since = Some(Instant::now());
+        }
+        Ok(())
+    }
+}
+
+fn book(name: &'static str, secs: f64) {
     // A poisoned lock only loses measurements.
     if let Ok(mut totals) = TOTALS.lock() {
         let entry = totals.entry(name).or_default();
         entry.0 += secs;
         entry.1 += 1;
     }
+}
+
+fn timed<T>(name: &'static str, device: &Device, work: impl FnOnce() -> Result<T>) -> Result<T> {
+    device.synchronize()?;
+    let start = Instant::now();
+    let out = work()?;
+    device.synchronize()?;
+    book(name, start.elapsed().as_secs_f64());
     Ok(out)
 }
 
@@ -79,8 +112,12 @@ pub fn take() -> Vec<RegionTime> {
 mod tests {
     use super::*;
 
+    /// The totals are one global: tests that take them run one at a time.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
     #[test]
     fn regions_add_up_per_name_and_clear_when_taken() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let dev = Device::Cpu;
         let nap = || -> Result<()> {
             std::thread::sleep(std::time::Duration::from_millis(20));
@@ -98,5 +135,28 @@ mod tests {
         );
         assert!(got[0].secs >= 0.04);
         assert!(take().is_empty());
+    }
+
+    #[test]
+    fn laps_book_each_part_only_when_regions_are_on() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let dev = Device::Cpu;
+        let mut laps = Laps::start(&dev).unwrap();
+        laps.lap("part").unwrap();
+        // The switch is read from the environment once; either way the laps agree with it.
+        let booked = take().iter().any(|r| r.region == "part");
+        assert_eq!(booked, enabled());
+        let mut laps = Laps {
+            device: &dev,
+            since: Some(Instant::now()),
+        };
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        laps.lap("first").unwrap();
+        laps.lap("second").unwrap();
+        let got = take();
+        let first = got.iter().find(|r| r.region == "first").unwrap();
+        let second = got.iter().find(|r| r.region == "second").unwrap();
+        assert!(first.secs >= 0.01 && second.secs < first.secs);
+        assert_eq!((first.calls, second.calls), (1, 1));
     }
 }

@@ -16,6 +16,7 @@ use super::tma::{TmaDescriptor, int8_rows_descriptor};
 use crate::engine::cuda_kernels::{
     self, AttentionKernel, QUANTIZED_ATTENTION, Values, device, output, view, wrap,
 };
+use crate::engine::regions::Laps;
 
 /// Token axes of the quantized copies are padded to this (`PAD_TOKENS` in the kernels).
 const PAD_TOKENS: usize = 128;
@@ -87,6 +88,10 @@ fn helper_names(kernel: &AttentionKernel) -> Vec<String> {
     names
 }
 
+/// Profile regions (`VACED_PROFILE_REGIONS=1`) of an 8-bit attention call's two parts.
+const QUANTIZERS_REGION: &str = "8-bit attention: quantizers";
+const KERNEL_REGION: &str = "8-bit attention: kernel";
+
 /// `softmax(q·kᵀ·scale)·v` through `kernel`; the caller has checked [`unsupported`].
 pub fn attention(
     kernel: &'static AttentionKernel,
@@ -98,6 +103,8 @@ pub fn attention(
     let (b, h, lq, d) = q.dims4()?;
     let lk = k.dim(2)?;
     let bh = b * h;
+    // With VACED_PROFILE_REGIONS=1, the quantizers and the kernel are timed apart.
+    let mut laps = Laps::start(q.device())?;
     // Quantized copies pad the head width to a power of two (`D_PAD` in the kernels).
     let d_pad = d.next_power_of_two().max(32);
     let (lq_pad, lk_pad) = (
@@ -259,6 +266,7 @@ pub fn attention(
                 0
             }
         };
+        laps.lap(QUANTIZERS_REGION)?;
         let image = &kernel.image;
         let func = cuda_kernels::function(&cuda, image)?;
         let mut launch = stream.launch_builder(&func);
@@ -287,6 +295,7 @@ pub fn attention(
         // Lq_pad and Lk_pad (multiples of every box) and their descriptors cover exactly them,
         // v's view covers v (checked in `unsupported`), `out` holds B·Lq·H·D.
         unsafe { cuda_kernels::launch(image, grid, launch) }?;
+        laps.lap(KERNEL_REGION)?;
         return wrap(out, cuda, &[b, lq, h, d]).transpose(1, 2);
     }
     let (k8, k_scales) = quantize(helpers[3], &kv, [sk_b, sk_h, sk_l], seq_k, pad_k, 1.0)?;
@@ -294,6 +303,7 @@ pub fn attention(
         candle_core::bail!("8-bit attention {}: no v quantizer", kernel.image.name)
     };
 
+    laps.lap(QUANTIZERS_REGION)?;
     // The attention itself, writing `[B, Lq, H, D]`.
     let out: CudaSlice<bf16> = output(&cuda, &[b, lq, h, d])?;
     {
@@ -322,6 +332,7 @@ pub fn attention(
         // Lk_pad (multiples of every block size), `out` holds B·Lq·H·D.
         unsafe { cuda_kernels::launch(image, grid, launch) }?;
     }
+    laps.lap(KERNEL_REGION)?;
     wrap(out, cuda, &[b, lq, h, d]).transpose(1, 2)
 }
 
