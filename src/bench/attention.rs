@@ -1,6 +1,7 @@
-//! `vaced bench --only attention`: self-attention of one DiT layer at the real shapes,
-//! through every implementation this build has for the model's head width, each checked
-//! against the portable one (f32 scores) on the same inputs.
+//! `vaced bench --only attention`: one DiT layer's attention at the real shapes, its
+//! self-attention (every token to every token) and its cross-attention (every token to the
+//! text's rows), through every implementation this build has for the model's head width,
+//! each checked against the portable one (f32 scores) on the same inputs.
 //!
 //! At the 14B's shape (40 heads × 75600 tokens) the portable attention takes minutes a
 //! call, so the check covers the first [`REFERENCE_ROWS`] queries (against every key) at
@@ -16,6 +17,10 @@ use crate::engine::config::DitConfig;
 /// One implementation timed.
 #[derive(Debug, Clone, Serialize)]
 pub struct AttentionTiming {
+    /// `self` (the tokens attend to themselves) or `cross` (to the text's rows).
+    pub attention: &'static str,
+    /// Keys each query attends to.
+    pub keys: usize,
     /// `portable` or the fused kernel's name.
     pub implementation: String,
     pub timing: Timing,
@@ -34,7 +39,8 @@ pub const REFERENCE_ROWS: usize = 4096;
 /// layer at 832x480x81 has 1.3e10, a 14B layer at 1280x720x81 2.3e11).
 const PORTABLE_TIMED_PAIRS: usize = 20_000_000_000;
 
-/// Times self-attention over `tokens` tokens with the model's heads, in `dtype`.
+/// Times the self-attention over `tokens` tokens and the cross-attention from them to the
+/// text's `text_len` rows, with the model's heads, in `dtype`.
 pub fn run(
     cfg: &DitConfig,
     tokens: usize,
@@ -42,20 +48,42 @@ pub fn run(
     device: &Device,
     repeat: usize,
 ) -> anyhow::Result<Vec<AttentionTiming>> {
+    let mut rows = run_shape(cfg, "self", tokens, tokens, dtype, device, repeat)?;
+    rows.extend(run_shape(
+        cfg,
+        "cross",
+        tokens,
+        cfg.text_len,
+        dtype,
+        device,
+        repeat,
+    )?);
+    Ok(rows)
+}
+
+fn run_shape(
+    cfg: &DitConfig,
+    attention: &'static str,
+    tokens: usize,
+    keys: usize,
+    dtype: DType,
+    device: &Device,
+    repeat: usize,
+) -> anyhow::Result<Vec<AttentionTiming>> {
     let (heads, head_dim) = (cfg.num_heads, cfg.dim / cfg.num_heads);
     // Heads split off `[B, L, H·D]` projections as the model does: strided views.
-    let input = || -> candle_core::Result<Tensor> {
-        Tensor::randn(0f32, 1.0, (1, tokens, heads, head_dim), device)?
+    let input = |len: usize| -> candle_core::Result<Tensor> {
+        Tensor::randn(0f32, 1.0, (1, len, heads, head_dim), device)?
             .to_dtype(dtype)?
             .transpose(1, 2)
     };
-    let (q, k, v) = (input()?, input()?, input()?);
+    let (q, k, v) = (input(tokens)?, input(keys)?, input(keys)?);
     let scale = 1.0 / (head_dim as f64).sqrt();
-    let flop = 4.0 * (heads * tokens * tokens * head_dim) as f64;
+    let flop = 4.0 * (heads * tokens * keys * head_dim) as f64;
     let chosen = attention::implementation_for(&q, &k, &v)?;
 
     let mut implementations = Vec::new();
-    if heads * tokens * tokens <= PORTABLE_TIMED_PAIRS {
+    if heads * tokens * keys <= PORTABLE_TIMED_PAIRS {
         implementations.push(Implementation::Portable);
     }
     implementations.extend(
@@ -88,6 +116,8 @@ pub fn run(
             Ok(f64::from(t.sqr()?.sum_all()?.to_scalar::<f32>()?.sqrt()))
         };
         rows.push(AttentionTiming {
+            attention,
+            keys,
             implementation: match implementation {
                 Implementation::Portable => "portable".to_owned(),
                 Implementation::Fused(name) => name.to_owned(),

@@ -41,7 +41,7 @@ pub struct BenchOptions {
     pub step: bool,
     pub vae: bool,
     pub text: bool,
-    /// One layer's self-attention through each implementation.
+    /// One layer's self- and cross-attention through each implementation.
     pub attention: bool,
     /// The block's matrix products through each path.
     pub gemm: bool,
@@ -99,7 +99,7 @@ pub struct BenchReport {
     pub text_encode_512_tokens: Option<Timing>,
     /// Copying the host-resident encoder to the device, encoding, and freeing it again.
     pub text_upload_and_encode_512_tokens: Option<Timing>,
-    /// One layer's self-attention (B=1) through each implementation.
+    /// One layer's self- and cross-attention (B=1) through each implementation.
     pub attention: Option<Vec<AttentionTiming>>,
     /// The block's matrix products at the step's token count, through each path.
     pub gemm: Option<Vec<GemmTiming>>,
@@ -417,10 +417,21 @@ mod tests {
         };
         let report = run(&options, &Device::Cpu, "cpu", DType::F32).unwrap();
         assert_eq!(report.tokens, 2 * 3 * 4);
-        // The CPU has only the portable implementation, which is the reference itself.
+        // The CPU has only the portable implementation, which is the reference itself: one
+        // row for the self-attention, one for the cross-attention to the text.
         let attention = report.attention.unwrap();
-        assert_eq!(attention.len(), 1);
-        assert!(attention[0].default && attention[0].relative_error_vs_portable == 0.0);
+        assert_eq!(
+            attention
+                .iter()
+                .map(|a| (a.attention, a.keys))
+                .collect::<Vec<_>>(),
+            [("self", 24), ("cross", 64)]
+        );
+        assert!(
+            attention
+                .iter()
+                .all(|a| a.default && a.relative_error_vs_portable == 0.0)
+        );
         // Three product shapes; the CPU has candle's matmul only.
         let gemm = report.gemm.unwrap();
         assert_eq!(gemm.len(), 3);
