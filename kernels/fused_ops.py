@@ -77,6 +77,7 @@ def _layer_norm_row(X, W, B, row, n_cols, rows_per_batch, eps, BLOCK: tl.constex
 
 @triton.jit
 def _store_part(Y, base, cols, y, n_cols, MASKED: tl.constexpr):
+    """`y` as Y's dtype at the columns `cols` of the row at Y + base."""
     if MASKED:
         tl.store(Y + base + cols, y.to(Y.dtype.element_ty), mask=cols < n_cols)
     else:
@@ -106,24 +107,15 @@ def _fp8_scale(absmax):
 
 
 @triton.jit
-def _store_fp8_part(Q, base, cols, y, scale, n_cols, MASKED: tl.constexpr):
-    q = (y * (1.0 / scale)).to(tl.float8e4nv)
-    if MASKED:
-        tl.store(Q + base + cols, q, mask=cols < n_cols)
-    else:
-        tl.store(Q + base + cols, q)
-
-
-@triton.jit
 def _store_fp8_row(Q, S, row, n_cols, ya, ca, yb, cb, TAIL: tl.constexpr):
     """A row's parts (f32, 0 where masked) as e4m3 with one f32 scale (`_fp8_scale`)."""
     absmax = tl.max(tl.abs(ya), 0)
     if TAIL > 0:
         absmax = tl.maximum(absmax, tl.max(tl.abs(yb), 0))
     scale = _fp8_scale(absmax)
-    _store_fp8_part(Q, row * n_cols, ca, ya, scale, n_cols, TAIL == 0)
+    _store_part(Q, row * n_cols, ca, ya * (1.0 / scale), n_cols, TAIL == 0)
     if TAIL > 0:
-        _store_fp8_part(Q, row * n_cols, cb, yb, scale, n_cols, False)
+        _store_part(Q, row * n_cols, cb, yb * (1.0 / scale), n_cols, False)
     tl.store(S + row, scale)
 
 
