@@ -31,6 +31,22 @@ use crate::engine::fused_ops::cuda::{NormOutput, launch_layer_norm};
 /// FP8 products (default `bf16`).
 pub const PRECISION_ENV: &str = "VACED_LINEAR_PRECISION";
 
+/// Environment switch: `VACED_GEMM_TUNE=1` times cuBLASLt's first [`TUNE_CANDIDATES`]
+/// algorithms for each FP8 product shape on its first use, on the real operands, and keeps
+/// the fastest; by default the heuristic's first choice is taken untimed.
+pub const TUNE_ENV: &str = "VACED_GEMM_TUNE";
+
+/// Algorithms timed per product shape when tuning.
+const TUNE_CANDIDATES: usize = 8;
+
+/// Timed runs of each candidate, after one untimed.
+const TUNE_RUNS: usize = 3;
+
+fn tuning() -> bool {
+    static TUNE: OnceLock<bool> = OnceLock::new();
+    *TUNE.get_or_init(|| std::env::var(TUNE_ENV).is_ok_and(|v| v == "1"))
+}
+
 /// Whether [`PRECISION_ENV`] asks for FP8 products; read once.
 pub fn requested() -> bool {
     static FP8: OnceLock<bool> = OnceLock::new();
@@ -512,32 +528,6 @@ impl Product {
             self.n,
         )?;
         let handle = *context.blas.handle();
-        let algorithm = match context.algorithms.get(self) {
-            Some(algorithm) => *algorithm,
-            None => {
-                let preference = lt::create_matmul_pref().map_err(|e| lt_error("preference", e))?;
-                // SAFETY: `preference` is live; the value outlives the call.
-                let chosen = unsafe {
-                    lt::set_matmul_pref_attribute(
-                        preference,
-                        sys::cublasLtMatmulPreferenceAttributes_t::CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                        &WORKSPACE_BYTES as *const usize as *const c_void,
-                        std::mem::size_of::<usize>(),
-                    )
-                    .and_then(|()| {
-                        lt::get_matmul_algo_heuristic(handle, desc.0, a.0, b.0, d.0, d.0, preference)
-                    })
-                };
-                // SAFETY: created above, destroyed once.
-                let _ = unsafe { lt::destroy_matmul_pref(preference) };
-                let algorithm = chosen.ok().map(|h| h.algo);
-                context.algorithms.insert(*self, algorithm);
-                algorithm
-            }
-        };
-        let Some(algorithm) = algorithm else {
-            return Ok(false);
-        };
         let (workspace, _record) = context.workspace.device_ptr(&stream);
         let (alpha, beta) = match (self.output, operands.c) {
             (Output::Bf16, _) => (1f32, 0f32),
@@ -546,30 +536,150 @@ impl Product {
         };
         // Without C, D doubles as C, unread with beta 0.
         let c = operands.c.unwrap_or(operands.d);
-        // SAFETY: descriptors and layouts are live; the caller vouches for the operands.
-        unsafe {
-            lt::matmul(
-                handle,
-                desc.0,
-                &alpha as *const f32 as *const c_void,
-                &beta as *const f32 as *const c_void,
-                operands.a as *const c_void,
-                a.0,
-                operands.b as *const c_void,
-                b.0,
-                c as *const c_void,
-                d.0,
-                operands.d as *mut c_void,
-                d.0,
-                &algorithm,
-                workspace as *mut c_void,
-                WORKSPACE_BYTES,
-                stream.cu_stream() as sys::cudaStream_t,
-            )
-        }
-        .map_err(|e| lt_error("matmul", e))?;
+        // D is a function of the operands alone (C is never D when read), so a product can
+        // run again, as tuning does, and leave the same result.
+        let matmul = |algorithm: &sys::cublasLtMatmulAlgo_t| {
+            // SAFETY: descriptors and layouts are live; the caller vouches for the operands.
+            unsafe {
+                lt::matmul(
+                    handle,
+                    desc.0,
+                    &alpha as *const f32 as *const c_void,
+                    &beta as *const f32 as *const c_void,
+                    operands.a as *const c_void,
+                    a.0,
+                    operands.b as *const c_void,
+                    b.0,
+                    c as *const c_void,
+                    d.0,
+                    operands.d as *mut c_void,
+                    d.0,
+                    algorithm,
+                    workspace as *mut c_void,
+                    WORKSPACE_BYTES,
+                    stream.cu_stream() as sys::cudaStream_t,
+                )
+            }
+            .map_err(|e| lt_error("matmul", e))
+        };
+        let algorithm = match context.algorithms.get(self) {
+            Some(algorithm) => *algorithm,
+            None => {
+                let count = if tuning() { TUNE_CANDIDATES } else { 1 };
+                let candidates = candidates(handle, &desc, [&a, &b, &d], count)?;
+                let algorithm = if candidates.len() > 1 {
+                    Some(fastest(self, &stream, &candidates, matmul)?)
+                } else {
+                    candidates.first().copied()
+                };
+                context.algorithms.insert(*self, algorithm);
+                algorithm
+            }
+        };
+        let Some(algorithm) = algorithm else {
+            return Ok(false);
+        };
+        matmul(&algorithm)?;
         Ok(true)
     }
+}
+
+/// cuBLASLt's first `count` algorithms for the product `desc` with layouts A, B and D (C
+/// like D) within [`WORKSPACE_BYTES`], best first by its heuristic; none where it has none.
+fn candidates(
+    handle: sys::cublasLtHandle_t,
+    desc: &Desc,
+    [a, b, d]: [&Layout; 3],
+    count: usize,
+) -> Result<Vec<sys::cublasLtMatmulAlgo_t>> {
+    let preference = lt::create_matmul_pref().map_err(|e| lt_error("preference", e))?;
+    // SAFETY: a zeroed heuristic result is a valid value of this plain C struct.
+    let mut results: Vec<sys::cublasLtMatmulHeuristicResult_t> =
+        vec![unsafe { std::mem::zeroed() }; count];
+    let mut found = 0;
+    // SAFETY: `preference` is live and the value outlives the call; `results` holds `count`
+    // entries for cuBLASLt to fill, `found` says how many it did.
+    let status = unsafe {
+        lt::set_matmul_pref_attribute(
+            preference,
+            sys::cublasLtMatmulPreferenceAttributes_t::CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+            &WORKSPACE_BYTES as *const usize as *const c_void,
+            std::mem::size_of::<usize>(),
+        )
+        .and_then(|()| {
+            sys::cublasLtMatmulAlgoGetHeuristic(
+                handle,
+                desc.0,
+                a.0,
+                b.0,
+                d.0,
+                d.0,
+                preference,
+                count as i32,
+                results.as_mut_ptr(),
+                &mut found,
+            )
+            .result()
+        })
+    };
+    // SAFETY: created above, destroyed once.
+    let _ = unsafe { lt::destroy_matmul_pref(preference) };
+    // "Not supported" means no algorithm for this product: the caller falls back.
+    if status.is_err() {
+        return Ok(Vec::new());
+    }
+    Ok(results
+        .iter()
+        .take(found.max(0) as usize)
+        .filter(|r| r.state == sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS)
+        .map(|r| r.algo)
+        .collect())
+}
+
+/// The fastest of `candidates` for `product`, timed on the stream with `run` (one untimed
+/// run each, then [`TUNE_RUNS`] between two events); one that fails to run is passed over.
+fn fastest(
+    product: &Product,
+    stream: &std::sync::Arc<candle_core::cuda::cudarc::driver::CudaStream>,
+    candidates: &[sys::cublasLtMatmulAlgo_t],
+    run: impl Fn(&sys::cublasLtMatmulAlgo_t) -> Result<()>,
+) -> Result<sys::cublasLtMatmulAlgo_t> {
+    use candle_core::cuda::cudarc::driver::sys::CUevent_flags;
+    let timing = Some(CUevent_flags::CU_EVENT_DEFAULT);
+    let mut best: Option<(f32, usize)> = None;
+    let mut times = Vec::new();
+    for (i, algorithm) in candidates.iter().enumerate() {
+        if run(algorithm).is_err() {
+            times.push(f32::NAN);
+            continue;
+        }
+        let start = stream
+            .record_event(timing)
+            .map_err(candle_core::Error::wrap)?;
+        let runs = (0..TUNE_RUNS).try_for_each(|_| run(algorithm));
+        let end = stream
+            .record_event(timing)
+            .map_err(candle_core::Error::wrap)?;
+        let ms = start.elapsed_ms(&end).map_err(candle_core::Error::wrap)? / TUNE_RUNS as f32;
+        if runs.is_err() {
+            times.push(f32::NAN);
+            continue;
+        }
+        times.push(ms);
+        if best.is_none_or(|(t, _)| ms < t) {
+            best = Some((ms, i));
+        }
+    }
+    tracing::info!(
+        "FP8 product {}x{}x{} ({:?}, {:?}): candidates' ms {times:?}, kept #{}",
+        product.m,
+        product.n,
+        product.k,
+        product.epilogue,
+        product.output,
+        best.map_or(0, |(_, i)| i)
+    );
+    Ok(candidates[best.map_or(0, |(_, i)| i)])
 }
 
 /// A linear layer's weight `[out, in]` quantised per output channel, made once per layer.
