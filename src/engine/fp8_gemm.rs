@@ -171,7 +171,7 @@ pub fn layer_norm_affine(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result
         values: &quantized.values,
         scales: &quantized.scales,
     };
-    launch_layer_norm("layer_norm_affine_fp8", x, w, b, eps, out)?;
+    launch_layer_norm(x, w, b, eps, out)?;
     Ok(quantized)
 }
 

@@ -333,12 +333,12 @@ pub(crate) mod cuda {
         match out {
             DType::BF16 => {
                 let y = output::<bf16>(&device, x.dims())?;
-                launch_layer_norm("layer_norm_affine", x, &w, &b, eps, NormOutput::Bf16(&y))?;
+                launch_layer_norm(x, &w, &b, eps, NormOutput::Bf16(&y))?;
                 Ok(wrap(y, device, x.dims()))
             }
             DType::F32 => {
                 let y = output::<f32>(&device, x.dims())?;
-                launch_layer_norm("layer_norm_affine_f32", x, &w, &b, eps, NormOutput::F32(&y))?;
+                launch_layer_norm(x, &w, &b, eps, NormOutput::F32(&y))?;
                 Ok(wrap(y, device, x.dims()))
             }
             other => candle_core::bail!("fused LayerNorm: no kernel writing {other:?}"),
@@ -355,11 +355,10 @@ pub(crate) mod cuda {
         },
     }
 
-    /// Launches the LayerNorm kernel `base` (`layer_norm_affine…` in kernels/fused_ops.py,
-    /// its variant for the row width) over `x: [B, L, D]` f32 with `w, b` f32 `[B, D]`
-    /// (`per_batch`), into `out`, which holds B·L rows of D.
+    /// Launches the LayerNorm kernel that writes `out` (`layer_norm_affine…` in
+    /// kernels/fused_ops.py, its variant for the row width) over `x: [B, L, D]` f32 with
+    /// `w, b` f32 `[B, D]` (`per_batch`), into `out`, which holds B·L rows of D.
     pub(crate) fn launch_layer_norm(
-        base: &str,
         x: &Tensor,
         w: &Tensor,
         b: &Tensor,
@@ -375,6 +374,11 @@ pub(crate) mod cuda {
                 b.dims()
             );
         }
+        let base = match out {
+            NormOutput::Bf16(_) => "layer_norm_affine",
+            NormOutput::F32(_) => "layer_norm_affine_f32",
+            NormOutput::Fp8 { .. } => "layer_norm_affine_fp8",
+        };
         let image = cuda_kernels::fused_required(&cuda_kernels::row_kernel(base, dim))?;
         let device = device(x)?;
         let x = prepared_aligned(x, DType::F32)?;
@@ -403,7 +407,7 @@ pub(crate) mod cuda {
         launch.arg(&n_cols).arg(&rows_per_batch).arg(&eps);
         let grid = ((batch * rows) as u32, 1, 1);
         // SAFETY: arguments match `layer_norm_affine` or `layer_norm_affine_fp8` in
-        // kernels/fused_ops.py (the output picks which); `x` is contiguous with B·L rows of
+        // kernels/fused_ops.py, the kernel `out` picked; `x` is contiguous with B·L rows of
         // `dim`, `w` and `b` contiguous `[B, dim]` (checked above), and the caller's output
         // holds B·L rows.
         unsafe { cuda_kernels::launch(image, grid, launch) }
