@@ -43,7 +43,7 @@ PARTIALS_ROWS = 8
 
 
 @triton.jit
-def _column_step(K, V, k_base, v_base, rows, sk_l, sv_l, ok, ksum, vsum, vmax, vmin, MASKED: tl.constexpr):
+def _column_step(k_base, v_base, rows, sk_l, sv_l, ok, ksum, vsum, vmax, vmin, MASKED: tl.constexpr):
     """column_partials' accumulators after rows `rows` (element by element: no reduction);
     `ok` masks the loads where MASKED."""
     k_ptrs = k_base + rows.to(tl.int64)[:, None] * sk_l
@@ -94,11 +94,11 @@ def column_partials(K, V, PART, seq, heads, sk_b, sk_h, sk_l, sv_b, sv_h, sv_l,
     # Whole row blocks load without a mask (padded head widths still mask their channels).
     ok = (offs_l < BLOCK_L)[:, None] & d_ok
     for l0 in range(start, full, BLOCK_L):
-        ksum, vsum, vmax, vmin = _column_step(K, V, k_base, v_base, l0 + offs_l, sk_l, sv_l, ok, ksum, vsum, vmax,
+        ksum, vsum, vmax, vmin = _column_step(k_base, v_base, l0 + offs_l, sk_l, sv_l, ok, ksum, vsum, vmax,
                                               vmin, HEAD_DIM < D_PAD)
     if full < end:
         rows = full + offs_l
-        ksum, vsum, vmax, vmin = _column_step(K, V, k_base, v_base, rows, sk_l, sv_l, (rows < end)[:, None] & d_ok,
+        ksum, vsum, vmax, vmin = _column_step(k_base, v_base, rows, sk_l, sv_l, (rows < end)[:, None] & d_ok,
                                               ksum, vsum, vmax, vmin, True)
     out = PART + (bh * tl.num_programs(1) + chunk).to(tl.int64) * 4 * D_PAD + offs_d
     tl.store(out, tl.sum(ksum, 0))
